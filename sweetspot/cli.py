@@ -1,0 +1,205 @@
+"""The ``sweetspot`` command: one small function per subcommand, registered in COMMANDS.
+
+Every expected failure is one line on stderr and exit code 2 (``--debug`` shows the traceback).
+Importing this module does not import torch or optuna: each command imports what it needs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+from sweetspot import __version__
+from sweetspot.errors import SweetspotError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the project's error shape: one line, exit 2, no usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def _setup_compute(args: argparse.Namespace) -> Any:
+    """Thread count and device, set deliberately before any tensor work."""
+    import torch
+
+    from sweetspot.objective import resolve_device
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return resolve_device(args.device)
+
+
+def _quiet_optuna() -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # the progress bar and our lines say it
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    def cell(v: Any) -> str:
+        return f"{v:.3f}" if isinstance(v, float) else ("-" if v is None else str(v))
+
+    cells = [list(header)] + [[cell(v) for v in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def front_table(study: Any, limit: int = 10) -> str:
+    """The best trials (the ordered Pareto front), one row each, the chosen one marked *."""
+    from sweetspot.export import ordered_front
+
+    names = study.metric_names or [f"objective{i}" for i in range(len(study.directions))]
+    rows = []
+    for rank, t in enumerate(ordered_front(study)[:limit]):
+        rows.append(
+            ["*" if rank == 0 else "", t.number, t.params["batch_size"], t.params["epochs"], *t.values,
+             t.user_attrs.get("teacher_val_acc"), t.user_attrs.get("student_val_acc")]
+        )
+    header = ["", "trial", "batch", "epochs", *names, "teacher_val_acc", "student_val_acc"]
+    return _table(header, rows)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from optuna.trial import TrialState
+
+    from sweetspot.config import load_config
+    from sweetspot.objective import Objective, prepare
+    from sweetspot.study import mask_url, open_storage, open_study, optimize, resolve_storage_url
+
+    config = load_config(args.config)
+    device = _setup_compute(args)
+    splits = prepare(config, device)
+    url = resolve_storage_url(args.storage)
+    storage = open_storage(url)
+    _quiet_optuna()
+    study = open_study(storage, args.study or config.name, config)
+    optimize(study, Objective(config, splits), args.trials or config.n_trials, progress=not args.no_progress)
+    trials = study.get_trials(deepcopy=False)
+    done = sum(t.state == TrialState.COMPLETE for t in trials)
+    print(f"\nstudy {study.study_name!r} in {mask_url(url)}: {done} finished of {len(trials)} trials")
+    if done:
+        print(f"best trials (Pareto front, best first):\n{front_table(study)}")
+        print(f"\nnext: sweetspot export --study {study.study_name} --out best-teacher.yaml")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from sweetspot.export import build_export, export_format, front_or_fail, render, score_on_test, write_atomically
+    from sweetspot.objective import prepare
+    from sweetspot.study import load_study, mask_url, open_storage, resolve_storage_url
+
+    fmt = export_format(args.out, args.format)
+    url = resolve_storage_url(args.storage)
+    study, config = load_study(open_storage(url, must_exist=True), args.study)
+    front = front_or_fail(study)
+    splits = prepare(config, _setup_compute(args))
+    document = build_export(study, config, mask_url(url), score_on_test(config, splits, front))
+    text = render(document, fmt)
+    if args.out:
+        from pathlib import Path
+
+        write_atomically(Path(args.out), text)
+        best = document["teachers"][0]
+        print(
+            f"wrote {len(front)} teacher(s) of study {study.study_name!r} to {args.out}; best: trial "
+            f"{best['trial']} (batch {best['batch_size']}, {best['epochs']} epochs), test withheld-class "
+            f"accuracy {_fmt(best['test']['student_withheld_acc'])}"
+        )
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_trial(args: argparse.Namespace) -> int:
+    from sweetspot.config import load_config
+    from sweetspot.objective import TeacherParams, prepare, run_trial
+
+    config = load_config(args.config)
+    splits = prepare(config, _setup_compute(args))
+    seed = config.seed if args.seed is None else args.seed
+    outcome = run_trial(config, splits, TeacherParams(args.batch_size, args.epochs), seed, split=args.split)
+    record = {"batch_size": args.batch_size, "epochs": args.epochs, "seed": seed, "split": args.split, **outcome.metrics}
+    if args.format == "json":
+        print(json.dumps(record, indent=2))
+    else:
+        print(_table(["metric", "value"], list(record.items())))
+    return 0
+
+
+def _fmt(value: Any) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "run": cmd_run,
+    "export": cmd_export,
+    "trial": cmd_trial,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    storage = _Parser(add_help=False)
+    storage.add_argument("--storage", metavar="URL", help="Optuna storage URL (default: $SWEETSPOT_STORAGE, else sqlite:///sweetspot.db)")
+    storage.add_argument("--study", metavar="NAME", help="study name (run: default the config's name; export: default the storage's only study)")
+    compute = _Parser(add_help=False)
+    compute.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
+    compute.add_argument("--threads", type=_positive_int, metavar="N", help="torch CPU threads (default: torch's own, all cores)")
+    common = _Parser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show tracebacks")
+
+    parser = _Parser(prog="sweetspot", description="Find the teacher batch size and epochs whose soft labels distil best.")
+    parser.add_argument("--version", action="version", version=f"sweetspot {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+
+    run = sub.add_parser("run", parents=[storage, compute, common], help="run (or continue) a study")
+    run.add_argument("config", nargs="?", help="study config YAML (default: the built-in digits study = studies/digits.yaml)")
+    run.add_argument("--trials", type=_positive_int, metavar="N", help="trials to add (default: the config's n_trials)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    export = sub.add_parser("export", parents=[storage, compute, common], help="write the best teacher configuration(s)")
+    export.add_argument("--out", metavar="FILE", help="output file (default: standard output)")
+    export.add_argument("--format", help="yaml | json (default: from --out's suffix, else yaml)")
+
+    trial = sub.add_parser("trial", parents=[compute, common], help="run one trial outside any study and print its metrics")
+    trial.add_argument("config", nargs="?", help="study config YAML (default: the built-in digits study)")
+    trial.add_argument("--batch-size", type=_positive_int, required=True, help="teacher batch size")
+    trial.add_argument("--epochs", type=_positive_int, required=True, help="teacher epochs")
+    trial.add_argument("--seed", type=int, help="trial seed (default: the config's seed)")
+    trial.add_argument("--split", choices=("val", "test"), default="val", help="split to score on (default: val)")
+    trial.add_argument("--format", choices=("table", "json"), default="table")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except SweetspotError as exc:
+        if args.debug:
+            raise
+        print(f"sweetspot {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"sweetspot {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,311 @@
+"""Study configs: frozen dataclasses whose defaults are the default study (digits).
+
+A config file is YAML read with ``yaml.safe_load`` (no tags, no code). Every key is checked:
+unknown keys get a did-you-mean, wrong types and out-of-range values name the field and what is
+allowed. Architecture and dataset names are checked against their registries by the modules that
+own them (``models.py``, ``data.py``) once torch is imported, still before any storage is touched.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sweetspot.errors import ConfigError
+
+# Every metric a trial stores as a user attribute; objectives are chosen among these.
+# Name -> what it is. The entropy grid adds ``teacher_entropy_T{t}`` for each t in ENTROPY_GRID.
+ENTROPY_GRID: tuple[int, ...] = (1, 2, 4, 8, 16, 20)
+TRIAL_METRICS: dict[str, str] = {
+    "teacher_val_acc": "teacher accuracy on the validation split",
+    "teacher_entropy": "mean normalised entropy of the soft labels at the study's T (transfer set)",
+    "teacher_nontarget_entropy": "normalised entropy over the non-target classes at T",
+    "teacher_gamma": "off-target mass, the matching label-smoothing factor (Mueller et al.)",
+    "teacher_ece": "expected calibration error at T=1, 15 bins (validation split)",
+    "student_val_acc": "student accuracy on the validation split, all classes",
+    "student_withheld_acc": "student accuracy on the withheld classes (validation split)",
+    "student_teacher_agreement": "top-1 agreement of student and teacher (validation split)",
+    **{f"teacher_entropy_T{t}": f"normalised soft-label entropy at T={t}" for t in ENTROPY_GRID},
+}
+DIRECTIONS = ("maximize", "minimize")
+SAMPLERS = ("tpe", "random", "nsga2")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    name: str = "digits"  # dataset registry key: see data.py
+    val_fraction: float = 0.2  # share of the examples carved (seeded) for validation
+    test_fraction: float = 0.2  # share held out; used only by `sweetspot export`
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    """A network and how it is optimised. Keys other than the training ones go to the architecture."""
+
+    arch: str = "mlp"  # architecture registry key: see models.py
+    options: dict[str, Any] = field(default_factory=dict)  # the architecture's keyword arguments
+    optimizer: str = "adam"  # adam | adamw | sgd
+    lr: float = 1e-3  # learning rate
+
+
+@dataclass(frozen=True)
+class StudentConfig(NetConfig):
+    arch: str = "linear"  # a single linear layer: the paper's "baseline" student
+    lr: float = 1e-2
+    epochs: int = 60  # distillation epochs over the transfer set
+    batch_size: int = 64
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    temperature: float = 9.0  # T of the soft labels softmax(z / T)
+    alpha: float = 0.99  # weight of the soft (KL) term; 1 - alpha weights the hard CE term
+    withheld_classes: tuple[int, ...] = (3, 5, 8)  # removed from the transfer set
+    examples_per_class: int | None = None  # keep only this many transfer examples per class
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    batch_size: tuple[int, int] = (16, 1024)  # powers of two between these bounds
+    epochs: tuple[int, int] = (1, 100)  # integers, log scale
+    teacher_lr: tuple[float, float] | None = None  # optional, log scale
+    temperature: tuple[float, float] | None = None  # optional, linear scale
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    name: str = "digits"  # default study name
+    seed: int = 0  # splits, sampler and (derived) every trial's seed
+    n_trials: int = 25  # trials added by one `sweetspot run`
+    sampler: str = "tpe"  # tpe | random | nsga2
+    objectives: dict[str, str] = field(
+        default_factory=lambda: {"student_withheld_acc": "maximize", "teacher_entropy": "maximize"}
+    )
+    data: DataConfig = field(default_factory=DataConfig)
+    teacher: NetConfig = field(
+        default_factory=lambda: NetConfig(options={"width": 512, "depth": 6})
+    )
+    student: StudentConfig = field(default_factory=StudentConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict: the form stored in the study and written to exports."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What must match for two runs to share a study (everything but the run length)."""
+        science = self.to_dict()
+        science.pop("n_trials")
+        return science
+
+
+def load_config(path: str | Path | None) -> StudyConfig:
+    """Read and validate a YAML study config; ``None`` gives the default (digits) study."""
+    if path is None:
+        return StudyConfig()
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} not found (give a YAML file, e.g. studies/digits.yaml)")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "not valid YAML"
+        raise ConfigError(f"{path}: invalid YAML{where}: {problem}") from None
+    if raw is None:
+        raw = {}
+    return config_from_dict(raw, source=str(path))
+
+
+def config_from_dict(raw: Any, source: str = "config") -> StudyConfig:
+    """Build a validated config from plain data (a parsed file, or a study's stored config)."""
+    config = _build(StudyConfig, raw, source, "")
+    _check_ranges(config, source)
+    return config
+
+
+def config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ, with both values: for the mismatched-study message."""
+    out = []
+    for key in sorted(set(a) | set(b)):
+        va, vb = a.get(key), b.get(key)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += config_diff(va, vb, f"{prefix}{key}.")
+        elif va != vb:
+            out.append(f"{prefix}{key}: {json.dumps(va)} -> {json.dumps(vb)}")
+    return out
+
+
+# --- building -------------------------------------------------------------------------------------
+
+_TRAINING_KEYS = {"arch", "optimizer", "lr", "epochs", "batch_size"}
+
+
+def _build(cls: type, raw: Any, source: str, where: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: {where or 'the config'} must be a mapping, got {_kind(raw)}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for key, value in raw.items():
+        key = str(key)
+        if key == "options" and issubclass(cls, NetConfig):
+            extra.update(_coerce(dict[str, Any], value, source, where + key))  # the stored form
+            continue
+        if key not in names:
+            if issubclass(cls, NetConfig) and key not in _TRAINING_KEYS:
+                extra[key] = value  # architecture options, checked against the registry later
+                continue
+            raise ConfigError(f"{source}: unknown key {where + key!r}{did_you_mean(key, names)}")
+        kwargs[key] = _coerce(hints[key], value, source, where + key)
+    if issubclass(cls, NetConfig):
+        kwargs["options"] = extra
+    return cls(**kwargs)
+
+
+def _coerce(hint: Any, value: Any, source: str, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, source, where + ".")
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _coerce(inner, value, source, where)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{source}: {where} must be a list, got {_kind(value)}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(args[0], v, source, f"{where}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise ConfigError(f"{source}: {where} must be a list of {len(args)} values [low, high], got {value!r}")
+        return tuple(_coerce(a, v, source, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: {where} must be a mapping, got {_kind(value)}")
+        return {str(k): _coerce(args[1], v, source, f"{where}.{k}") for k, v in value.items()}
+    if hint is Any:
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{source}: {where} must be true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{source}: {where} must be an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{source}: {where} must be a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{source}: {where} must be a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported config type {hint!r}")  # a bug in this module, not user input
+
+
+def _check_ranges(c: StudyConfig, source: str) -> None:
+    def fail(where: str, message: str) -> None:
+        raise ConfigError(f"{source}: {where} {message}")
+
+    if not c.name or not c.name.replace("-", "").replace("_", "").isalnum():
+        fail("name", f"must be letters, digits, '-' or '_', got {c.name!r}")
+    if c.seed < 0:
+        fail("seed", f"must be >= 0, got {c.seed}")
+    if c.n_trials < 1:
+        fail("n_trials", f"must be >= 1, got {c.n_trials}")
+    _check_choice("sampler", c.sampler, SAMPLERS, source)
+    if not c.objectives:
+        fail("objectives", "must name at least one metric")
+    for metric, direction in c.objectives.items():
+        _check_choice("objectives", metric, tuple(TRIAL_METRICS), source)
+        _check_choice(f"objectives.{metric}", direction, DIRECTIONS, source)
+    if "student_withheld_acc" in c.objectives and not c.distill.withheld_classes:
+        fail("objectives", "uses student_withheld_acc, which needs distill.withheld_classes")
+    d = c.data
+    for key in ("val_fraction", "test_fraction"):
+        if not 0.0 < getattr(d, key) < 1.0:
+            fail(f"data.{key}", f"must be between 0 and 1 (exclusive), got {getattr(d, key)}")
+    if d.val_fraction + d.test_fraction >= 0.9:
+        fail("data", f"val_fraction + test_fraction must leave at least 10% for training, got {d.val_fraction + d.test_fraction:.2f}")
+    for section in ("teacher", "student"):
+        net: NetConfig = getattr(c, section)
+        _check_choice(f"{section}.optimizer", net.optimizer, OPTIMIZERS, source)
+        if not net.lr > 0 or not math.isfinite(net.lr):
+            fail(f"{section}.lr", f"must be a positive number, got {net.lr}")
+    if c.student.epochs < 1:
+        fail("student.epochs", f"must be >= 1, got {c.student.epochs}")
+    if c.student.batch_size < 1:
+        fail("student.batch_size", f"must be >= 1, got {c.student.batch_size}")
+    k = c.distill
+    if not k.temperature > 0 or not math.isfinite(k.temperature):
+        fail("distill.temperature", f"must be > 0, got {k.temperature}")
+    if not 0.0 <= k.alpha <= 1.0:
+        fail("distill.alpha", f"must be within [0, 1], got {k.alpha}")
+    if len(set(k.withheld_classes)) != len(k.withheld_classes):
+        fail("distill.withheld_classes", f"has duplicates: {list(k.withheld_classes)}")
+    if k.examples_per_class is not None and k.examples_per_class < 1:
+        fail("distill.examples_per_class", f"must be >= 1 or null, got {k.examples_per_class}")
+    s = c.search
+    low, high = s.batch_size
+    if low < 1 or high < 1:
+        fail("search.batch_size", f"must be positive, got [{low}, {high}]")
+    if low > high:
+        fail("search.batch_size", f"must be [low, high] with low <= high, got [{low}, {high}]")
+    if not batch_size_choices(s.batch_size):
+        fail("search.batch_size", f"contains no power of two: [{low}, {high}]")
+    low, high = s.epochs
+    if low < 1 or high < 1:
+        fail("search.epochs", f"must be positive, got [{low}, {high}]")
+    if low > high:
+        fail("search.epochs", f"must be [low, high] with low <= high, got [{low}, {high}]")
+    if s.teacher_lr is not None and not 0 < s.teacher_lr[0] <= s.teacher_lr[1]:
+        fail("search.teacher_lr", f"must be [low, high] with 0 < low <= high, got {list(s.teacher_lr)}")
+    if s.temperature is not None and not 0 < s.temperature[0] <= s.temperature[1]:
+        fail("search.temperature", f"must be [low, high] with 0 < low <= high, got {list(s.temperature)}")
+
+
+def derive_seed(*entropy: int) -> int:
+    """A 31-bit seed that is a pure function of ``entropy``: (seed, trial number) for a trial,
+    (seed, trials so far, 1) for a sampler. Independent streams, reproducible anywhere."""
+    import numpy as np
+
+    return int(np.random.SeedSequence(list(entropy)).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+def batch_size_choices(bounds: tuple[int, int]) -> list[int]:
+    """The powers of two within [low, high]: the batch sizes a study searches."""
+    low, high = bounds
+    return [2**i for i in range(0, 31) if low <= 2**i <= high]
+
+
+def _check_choice(where: str, value: str, allowed: tuple[str, ...], source: str) -> None:
+    if value not in allowed:
+        raise ConfigError(
+            f"{source}: {where}: unknown value {value!r}{did_you_mean(value, allowed)} (allowed: {', '.join(allowed)})"
+        )
+
+
+def did_you_mean(word: str, choices: typing.Iterable[str]) -> str:
+    """" (did you mean 'x'?)" for the closest choice, or nothing: used by every name check."""
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _kind(value: Any) -> str:
+    return "nothing" if value is None else type(value).__name__

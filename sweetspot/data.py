@@ -1,0 +1,120 @@
+"""Datasets as in-memory tensors: loaded once per process, normalised, split by a seeded rule.
+
+Trials never touch a DataLoader: the splits stay resident (on the trial's device) and training
+indexes them in place. The test split is only read by `sweetspot export`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from sweetspot.config import DataConfig, did_you_mean
+from sweetspot.errors import DataError
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Train / validation / test tensors of one dataset; ``x`` is float32, ``y`` int64."""
+
+    name: str
+    n_classes: int
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+    def to(self, device: torch.device | str) -> Splits:
+        moved = {k: v.to(device) for k, v in self.__dict__.items() if isinstance(v, torch.Tensor)}
+        return Splits(name=self.name, n_classes=self.n_classes, **moved)
+
+    def evaluation(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """The (x, y) a trial is scored on: ``val`` while searching, ``test`` once at export."""
+        if split == "val":
+            return self.x_val, self.y_val
+        if split == "test":
+            return self.x_test, self.y_test
+        raise ValueError(f"split must be 'val' or 'test', got {split!r}")
+
+
+def _load_digits() -> tuple[np.ndarray, np.ndarray, int]:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    return bunch.data.astype(np.float32) / 16.0, bunch.target.astype(np.int64), 10
+
+
+# name -> loader returning (all examples, all labels, number of classes)
+DATASETS: dict[str, Callable[[], tuple[np.ndarray, np.ndarray, int]]] = {
+    "digits": _load_digits,
+}
+
+
+def check_dataset(name: str) -> None:
+    if name not in DATASETS:
+        raise DataError(
+            f"data.name: unknown dataset {name!r}{did_you_mean(name, DATASETS)} (available: {', '.join(DATASETS)})"
+        )
+
+
+@functools.lru_cache(maxsize=4)
+def load_splits(config: DataConfig, seed: int) -> Splits:
+    """Load ``config.name`` and split it, stratified and seeded; features standardised on train.
+
+    Cached per process: every trial of a worker reuses the same tensors.
+    """
+    from sklearn.model_selection import train_test_split
+
+    check_dataset(config.name)
+    x, y, n_classes = DATASETS[config.name]()
+    index = np.arange(len(y))
+    rest, test = train_test_split(index, test_size=config.test_fraction, random_state=seed, stratify=y)
+    val_share = config.val_fraction / (1.0 - config.test_fraction)
+    train, val = train_test_split(rest, test_size=val_share, random_state=seed, stratify=y[rest])
+    mean = x[train].mean(axis=0)
+    std = x[train].std(axis=0)
+    std[std == 0] = 1.0  # constant pixels (digits' borders) stay at zero
+    x = (x - mean) / std
+
+    def tensors(ix: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.from_numpy(np.ascontiguousarray(x[ix])), torch.from_numpy(y[ix])
+
+    (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = tensors(train), tensors(val), tensors(test)
+    return Splits(config.name, n_classes, x_tr, y_tr, x_va, y_va, x_te, y_te)
+
+
+def check_classes(classes: tuple[int, ...], n_classes: int) -> None:
+    bad = [c for c in classes if not 0 <= c < n_classes]
+    if bad:
+        raise DataError(
+            f"distill.withheld_classes: {bad} not in the dataset (classes are 0 to {n_classes - 1})"
+        )
+    if len(classes) >= n_classes:
+        raise DataError(f"distill.withheld_classes: withholding all {n_classes} classes leaves no transfer set")
+
+
+def transfer_indices(
+    y: torch.Tensor, withheld: tuple[int, ...], examples_per_class: int | None, seed: int
+) -> torch.Tensor:
+    """Indices of the distillation examples in ``y``: withheld classes masked out, optionally only
+    ``examples_per_class`` seeded examples of each remaining class."""
+    keep = torch.ones_like(y, dtype=torch.bool)
+    for c in withheld:
+        keep &= y != c
+    index = torch.nonzero(keep).flatten()
+    if examples_per_class is not None:
+        generator = torch.Generator().manual_seed(seed)
+        order = index[torch.randperm(len(index), generator=generator).to(index.device)]
+        chosen = [order[y[order] == c][:examples_per_class] for c in torch.unique(y[order]).tolist()]
+        index = torch.sort(torch.cat(chosen)).values
+    return index

@@ -1,0 +1,23 @@
+"""One error root, so the CLI can turn any expected failure into one line and exit code 2."""
+
+from __future__ import annotations
+
+
+class SweetspotError(Exception):
+    """A failure the user can fix; its message is the one line the CLI prints."""
+
+
+class ConfigError(SweetspotError):
+    """A study config or a command-line value is invalid."""
+
+
+class DataError(SweetspotError):
+    """A dataset cannot be loaded or split as asked."""
+
+
+class StorageError(SweetspotError):
+    """The study storage cannot be reached, or holds something other than what was asked for."""
+
+
+class TrainingDiverged(SweetspotError):
+    """A loss became NaN or infinite; the trial is failed and the study goes on."""

@@ -1,0 +1,150 @@
+"""Best teacher configurations out of a study: the Pareto front, scored once on the test split.
+
+Selection rule (also written into every export): the study's Pareto-optimal trials, ordered by the
+first objective (best first), ties broken by the following objectives in order, then by the lower
+trial number; the first of that order is marked ``best``. With one objective the front is the set of
+trials sharing the best value.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial
+
+from sweetspot.config import StudyConfig
+from sweetspot.errors import ConfigError, StorageError
+
+SELECTION_RULE = (
+    "Pareto-optimal trials ordered by the first objective (best first), ties broken by the "
+    "following objectives in order, then by the lower trial number; the first is marked best"
+)
+EXPORT_FORMATS = ("yaml", "json")
+
+
+def ordered_front(study: optuna.Study) -> list[FrozenTrial]:
+    """The Pareto front in the documented order (see SELECTION_RULE)."""
+
+    def key(trial: FrozenTrial) -> tuple[float, ...]:
+        signed = [-v if d == StudyDirection.MAXIMIZE else v for v, d in zip(trial.values, study.directions)]
+        return (*signed, trial.number)
+
+    return sorted(study.best_trials, key=key)
+
+
+def teacher_recipe(config: StudyConfig, trial: FrozenTrial) -> dict[str, Any]:
+    """Everything needed to retrain this trial's teacher bit for bit (on the same device type)."""
+    return {
+        "dataset": config.data.name,
+        "split": {"val_fraction": config.data.val_fraction, "test_fraction": config.data.test_fraction, "seed": config.seed},
+        "arch": config.teacher.arch,
+        "options": dict(config.teacher.options),
+        "optimizer": config.teacher.optimizer,
+        "lr": trial.params.get("teacher_lr", config.teacher.lr),
+        "batch_size": trial.params["batch_size"],
+        "epochs": trial.params["epochs"],
+        "seed": trial.user_attrs["seed"],
+    }
+
+
+def build_export(
+    study: optuna.Study,
+    config: StudyConfig,
+    storage_shown: str,
+    test_scores: dict[int, dict[str, float | None]],
+) -> dict[str, Any]:
+    """The export document. ``test_scores`` maps trial number -> its test-split figures."""
+    front = ordered_front(study)
+    names = study.metric_names or list(config.objectives)
+    teachers = []
+    for rank, trial in enumerate(front):
+        teachers.append(
+            {
+                "trial": trial.number,
+                "best": rank == 0,
+                "batch_size": trial.params["batch_size"],
+                "epochs": trial.params["epochs"],
+                "params": dict(trial.params),
+                "values": dict(zip(names, trial.values)),
+                "recipe": teacher_recipe(config, trial),
+                "metrics": {k: v for k, v in trial.user_attrs.items() if k != "seed"},
+                "test": test_scores[trial.number],
+            }
+        )
+    return {
+        "study": study.study_name,
+        "storage": storage_shown,
+        "objectives": dict(config.objectives),
+        "selection_rule": SELECTION_RULE,
+        "best_trial": front[0].number,
+        "config": config.to_dict(),
+        "teachers": teachers,
+    }
+
+
+def front_or_fail(study: optuna.Study) -> list[FrozenTrial]:
+    if not any(t.state == optuna.trial.TrialState.COMPLETE for t in study.get_trials(deepcopy=False)):
+        raise StorageError(f"study {study.study_name!r} has no finished trial to export")
+    return ordered_front(study)
+
+
+def export_format(out: str | None, fmt: str | None) -> str:
+    """``--format`` if given, else from the ``--out`` suffix, else yaml."""
+    if fmt is None:
+        fmt = "json" if out and Path(out).suffix.lower() == ".json" else "yaml"
+    if fmt not in EXPORT_FORMATS:
+        raise ConfigError(f"--format: unknown format {fmt!r} (allowed: {', '.join(EXPORT_FORMATS)})")
+    return fmt
+
+
+def render(document: dict[str, Any], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(document, indent=2) + "\n"
+    return yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write to a temporary file beside ``path`` and rename it: never a half-written export."""
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise ConfigError(f"--out: directory {str(directory)!r} does not exist")
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_export(path: str | Path) -> dict[str, Any]:
+    """Read an export back (YAML is a superset of JSON, so one reader serves both formats)."""
+    return yaml.safe_load(Path(path).read_text())
+
+
+def score_on_test(config: StudyConfig, splits: Any, trials: list[FrozenTrial]) -> dict[int, dict[str, Any]]:
+    """Retrain each trial's teacher and student from its recipe and score them on the test split:
+    the only place sweetspot reads the test split. Retraining also checks that the trial
+    reproduces (same soft-label entropy on the transfer set as the study recorded)."""
+    from sweetspot.objective import params_from_dict, run_trial
+
+    scores = {}
+    for trial in trials:
+        outcome = run_trial(config, splits, params_from_dict(trial.params), trial.user_attrs["seed"], split="test")
+        m = outcome.metrics  # run_trial names its figures *_val_*; here they are on the test split
+        scores[trial.number] = {
+            "teacher_acc": m["teacher_val_acc"],
+            "student_acc": m["student_val_acc"],
+            "student_withheld_acc": m["student_withheld_acc"],
+            "student_teacher_agreement": m["student_teacher_agreement"],
+            "reproduces_study": abs(m["teacher_entropy"] - trial.user_attrs["teacher_entropy"]) < 1e-4,
+        }
+    return scores

@@ -1,0 +1,191 @@
+"""One trial: suggest -> train the teacher -> soft labels once -> distil -> score -> record."""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+import torch
+from torch import nn
+
+from sweetspot.config import ENTROPY_GRID, StudyConfig, batch_size_choices, derive_seed
+from sweetspot.data import Splits, check_classes, check_dataset, load_splits, transfer_indices
+from sweetspot.errors import ConfigError, TrainingDiverged
+from sweetspot.metrics import (
+    accuracy,
+    agreement,
+    class_accuracy,
+    expected_calibration_error,
+    nontarget_entropy,
+    normalized_entropy,
+    off_target_mass,
+)
+from sweetspot.models import build_model, check_net
+from sweetspot.training import distill, make_optimizer, predict_logits, train_classifier
+
+
+@dataclass(frozen=True)
+class TeacherParams:
+    """The searched variables of one trial; the config supplies everything else."""
+
+    batch_size: int
+    epochs: int
+    teacher_lr: float | None = None  # None: the config's teacher.lr
+    temperature: float | None = None  # None: the config's distill.temperature
+
+
+@dataclass
+class TrialOutcome:
+    metrics: dict[str, float | None]
+    teacher: nn.Module
+    student: nn.Module
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` (CUDA if present, else CPU), ``cpu``, ``cuda`` or ``cuda:i``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if re.fullmatch(r"cuda(:\d+)?", name):
+        index = int(name.partition(":")[2] or 0)
+        if not torch.cuda.is_available() or index >= torch.cuda.device_count():
+            raise ConfigError(f"--device: {name!r} is not available here ({torch.cuda.device_count()} CUDA devices)")
+        return torch.device(name)
+    raise ConfigError(f"--device: unknown device {name!r} (allowed: auto, cpu, cuda, cuda:N)")
+
+
+def prepare(config: StudyConfig, device: torch.device) -> Splits:
+    """Everything a trial needs that does not depend on the trial: checks the names the config
+    uses against the registries, loads the splits onto ``device``, checks the classes and the batch
+    range against the data. Runs before any storage is opened, so bad input writes nothing."""
+    check_dataset(config.data.name)
+    check_net("teacher", config.teacher)
+    check_net("student", config.student)
+    splits = load_splits(config.data, config.seed)
+    check_classes(config.distill.withheld_classes, splits.n_classes)
+    n_train = len(splits.y_train)
+    largest = max(batch_size_choices(config.search.batch_size))
+    if largest > n_train:
+        raise ConfigError(
+            f"search.batch_size: {largest} is larger than the training split ({n_train} examples of "
+            f"{config.data.name}); lower the upper bound to at most {n_train}"
+        )
+    return splits.to(device)
+
+
+def suggest_params(trial: optuna.Trial, config: StudyConfig) -> TeacherParams:
+    search = config.search
+    batch_size = trial.suggest_categorical("batch_size", batch_size_choices(search.batch_size))
+    epochs = trial.suggest_int("epochs", *search.epochs, log=True)
+    lr = trial.suggest_float("teacher_lr", *search.teacher_lr, log=True) if search.teacher_lr else None
+    t = trial.suggest_float("temperature", *search.temperature) if search.temperature else None
+    return TeacherParams(int(batch_size), epochs, lr, t)
+
+
+def params_from_dict(params: dict[str, Any]) -> TeacherParams:
+    """The inverse of ``asdict``-style trial params (as stored by Optuna or in an export)."""
+    return TeacherParams(
+        batch_size=int(params["batch_size"]),
+        epochs=int(params["epochs"]),
+        teacher_lr=params.get("teacher_lr"),
+        temperature=params.get("temperature"),
+    )
+
+
+def run_trial(
+    config: StudyConfig,
+    splits: Splits,
+    params: TeacherParams,
+    seed: int,
+    *,
+    split: str = "val",
+) -> TrialOutcome:
+    """Train a teacher with ``params``, distil the student from it, and score both on ``split``.
+
+    ``splits`` must already be on the device to use. Deterministic on CPU for a fixed seed and
+    thread count. Raises TrainingDiverged if a loss becomes NaN or infinite.
+    """
+    device = splits.x_train.device
+    temperature = params.temperature or config.distill.temperature
+    withheld = config.distill.withheld_classes
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)  # initial weights and dropout masks
+    timings: dict[str, float] = {}
+
+    start = time.perf_counter()
+    teacher = build_model(config.teacher, splits.input_shape, splits.n_classes).to(device)
+    optimizer = make_optimizer(config.teacher.optimizer, teacher, params.teacher_lr or config.teacher.lr)
+    train_classifier(
+        teacher, splits.x_train, splits.y_train,
+        optimizer=optimizer, batch_size=params.batch_size, epochs=params.epochs, generator=generator,
+    )
+    timings["time_teacher_s"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    index = transfer_indices(splits.y_train, withheld, config.distill.examples_per_class, seed)
+    x_transfer, y_transfer = splits.x_train[index], splits.y_train[index]
+    transfer_logits = predict_logits(teacher, x_transfer)  # once; reused by every student epoch
+    x_eval, y_eval = splits.evaluation(split)
+    teacher_eval_logits = predict_logits(teacher, x_eval)
+    timings["time_soft_labels_s"] = time.perf_counter() - start
+    if not torch.isfinite(transfer_logits).all():
+        raise TrainingDiverged("teacher logits are not finite")
+
+    start = time.perf_counter()
+    student = build_model(config.student, splits.input_shape, splits.n_classes).to(device)
+    distill(
+        student, x_transfer, transfer_logits, y_transfer,
+        temperature=temperature, alpha=config.distill.alpha,
+        optimizer=make_optimizer(config.student.optimizer, student, config.student.lr),
+        batch_size=config.student.batch_size, epochs=config.student.epochs, generator=generator,
+    )
+    student_eval_logits = predict_logits(student, x_eval)
+    timings["time_student_s"] = time.perf_counter() - start
+
+    metrics: dict[str, float | None] = {
+        "teacher_val_acc": accuracy(teacher_eval_logits, y_eval),
+        "teacher_entropy": normalized_entropy(transfer_logits, temperature),
+        "teacher_nontarget_entropy": nontarget_entropy(transfer_logits, y_transfer, temperature),
+        "teacher_gamma": off_target_mass(transfer_logits, y_transfer, temperature),
+        "teacher_ece": expected_calibration_error(teacher_eval_logits, y_eval),
+        "student_val_acc": accuracy(student_eval_logits, y_eval),
+        "student_withheld_acc": class_accuracy(student_eval_logits, y_eval, withheld) if withheld else None,
+        "student_teacher_agreement": agreement(student_eval_logits, teacher_eval_logits),
+        **{f"teacher_entropy_T{t}": normalized_entropy(transfer_logits, t) for t in ENTROPY_GRID},
+    }
+    metrics.update(timings)
+    metrics["time_total_s"] = sum(timings.values())
+    return TrialOutcome(metrics, teacher, student)
+
+
+class Objective:
+    """The callable handed to ``study.optimize``: one trial in, the configured objectives out.
+
+    Every metric is stored as a user attribute. A diverging trial records ``fail_reason`` and
+    returns NaN, which Optuna records as a failed trial without stopping the study.
+    """
+
+    def __init__(self, config: StudyConfig, splits: Splits) -> None:
+        self.config = config
+        self.splits = splits
+
+    def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
+        params = suggest_params(trial, self.config)
+        seed = derive_seed(self.config.seed, trial.number)  # trial i's own seed: reruns agree
+        trial.set_user_attr("seed", seed)
+        try:
+            outcome = run_trial(self.config, self.splits, params, seed)
+        except TrainingDiverged as exc:
+            trial.set_user_attr("fail_reason", str(exc))
+            return tuple(math.nan for _ in self.config.objectives)
+        for key, value in outcome.metrics.items():
+            trial.set_user_attr(key, value)
+        values = [outcome.metrics[m] for m in self.config.objectives]
+        return tuple(math.nan if v is None else float(v) for v in values)
+
+

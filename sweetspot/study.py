@@ -1,0 +1,186 @@
+"""Storage URLs, study creation and loading, samplers, and the optimisation loop with its progress bar.
+
+A sweetspot study is a plain Optuna study: any Optuna tool reads it. What sweetspot adds lives in
+study user attributes (the config the study was created with) and trial user attributes (metrics).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import optuna
+import sqlalchemy.exc
+from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy.engine import make_url
+
+from sweetspot.config import StudyConfig, config_diff, config_from_dict, derive_seed
+from sweetspot.errors import ConfigError, StorageError
+
+DEFAULT_STORAGE = "sqlite:///sweetspot.db"
+STORAGE_ENV = "SWEETSPOT_STORAGE"
+CONFIG_ATTR = "sweetspot_config"  # study user attribute holding the config as a dict
+SUPPORTED_BACKENDS = ("sqlite", "postgresql", "mysql")
+
+
+def resolve_storage_url(arg: str | None) -> str:
+    """``--storage`` if given, else ``$SWEETSPOT_STORAGE``, else an SQLite file in the working directory."""
+    return arg or os.environ.get(STORAGE_ENV) or DEFAULT_STORAGE
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password replaced by ***, safe to print or log."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (sqlalchemy.exc.ArgumentError, ValueError):
+        return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
+
+
+def _engine_kwargs(backend: str) -> dict[str, Any]:
+    if backend == "sqlite":
+        return {"connect_args": {"timeout": 60}}  # wait for a writer instead of failing at once
+    return {"pool_pre_ping": True, "pool_size": 2, "max_overflow": 2}
+
+
+def open_storage(url: str, *, must_exist: bool = False) -> optuna.storages.RDBStorage:
+    """An Optuna RDB storage for ``url``; one-line StorageError for a malformed, unsupported or
+    unreachable URL. ``must_exist`` refuses to create a new SQLite file (for reading commands)."""
+    shown = mask_url(url)
+    try:
+        parsed = make_url(url)
+    except (sqlalchemy.exc.ArgumentError, ValueError):
+        raise StorageError(
+            f"--storage: malformed URL {shown!r} (expected e.g. {DEFAULT_STORAGE} or postgresql+psycopg://user@host/db)"
+        ) from None
+    backend = parsed.get_backend_name()
+    if backend not in SUPPORTED_BACKENDS:
+        raise StorageError(f"--storage: unsupported database {backend!r} in {shown!r} (supported: {', '.join(SUPPORTED_BACKENDS)})")
+    if backend == "sqlite":
+        path = parsed.database or ""
+        if path in ("", ":memory:"):
+            raise StorageError(f"--storage: {shown!r} is in memory and would vanish; give a file, e.g. {DEFAULT_STORAGE}")
+        if must_exist and not Path(path).is_file():
+            raise StorageError(f"--storage: no database file at {path!r} (run `sweetspot run` first, or pass --storage)")
+        if not Path(path).parent.is_dir():
+            raise StorageError(f"--storage: directory {str(Path(path).parent)!r} of {shown!r} does not exist")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(backend))
+    except ImportError:
+        raise StorageError(f"--storage: no driver for {parsed.drivername!r} in {shown!r} (for PostgreSQL use postgresql+psycopg://)") from None
+    except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise StorageError(f"--storage: cannot open {shown!r}: {reason}") from None
+
+
+def study_names(storage: optuna.storages.BaseStorage) -> list[str]:
+    return [s.study_name for s in storage.get_all_studies()]
+
+
+def load_study(storage: optuna.storages.BaseStorage, name: str | None) -> tuple[optuna.Study, StudyConfig]:
+    """An existing sweetspot study and its config. Without a name, the storage's only study."""
+    names = study_names(storage)
+    if name is None:
+        if len(names) != 1:
+            listed = ", ".join(names) if names else "none"
+            raise StorageError(f"--study: name the study to use (studies in this storage: {listed})")
+        name = names[0]
+    if name not in names:
+        raise StorageError(f"--study: no study named {name!r} (studies in this storage: {', '.join(names) or 'none'})")
+    study = optuna.load_study(study_name=name, storage=storage)
+    return study, stored_config(study)
+
+
+def stored_config(study: optuna.Study) -> StudyConfig:
+    raw = study.user_attrs.get(CONFIG_ATTR)
+    if raw is None:
+        raise StorageError(f"study {study.study_name!r} was not created by sweetspot (it has no {CONFIG_ATTR} attribute)")
+    return config_from_dict(raw, source=f"study {study.study_name!r}")
+
+
+def make_sampler(config: StudyConfig, seed: int) -> optuna.samplers.BaseSampler:
+    if config.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if config.sampler == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed)
+
+
+def open_study(storage: optuna.storages.BaseStorage, name: str, config: StudyConfig) -> optuna.Study:
+    """Create the study, or load it if it exists and was made with the same config.
+
+    A study made with another config is refused (nothing is written), so that trials of two
+    different experiments never mix. Each call gets a sampler seeded by the config seed and the
+    number of trials already there, so that a resumed study explores new points deterministically.
+    """
+    if name in study_names(storage):
+        existing = optuna.load_study(study_name=name, storage=storage)
+        before = existing.user_attrs.get(CONFIG_ATTR)
+        if before is None:
+            raise StorageError(f"--study: {name!r} exists and was not created by sweetspot; choose another name")
+        diff = config_diff(before, config.to_dict())
+        diff = [d for d in diff if not d.startswith("n_trials:")]
+        if diff:
+            shown = "; ".join(diff[:3]) + (f"; and {len(diff) - 3} more" if len(diff) > 3 else "")
+            raise ConfigError(
+                f"study {name!r} was created with a different config ({shown}); "
+                "use the original config or start a new study with --study NAME"
+            )
+        n_before = len(existing.get_trials(deepcopy=False))
+        sampler = make_sampler(config, derive_seed(config.seed, n_before, 1))
+        return optuna.load_study(study_name=name, storage=storage, sampler=sampler)
+    study = optuna.create_study(
+        storage=storage,
+        study_name=name,
+        directions=list(config.objectives.values()),
+        sampler=make_sampler(config, derive_seed(config.seed, 0, 1)),
+        load_if_exists=True,  # another worker may create it at the same moment
+    )
+    study.set_user_attr(CONFIG_ATTR, config.to_dict())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(list(config.objectives))
+    return study
+
+
+def best_so_far(study: optuna.Study, trials: list[FrozenTrial]) -> dict[str, float]:
+    """Best value of each objective over ``trials`` (each objective on its own, not a single trial)."""
+    names = study.metric_names or [f"objective{i}" for i in range(len(study.directions))]
+    done = [t for t in trials if t.state == TrialState.COMPLETE and t.values is not None]
+    best: dict[str, float] = {}
+    for i, (name, direction) in enumerate(zip(names, study.directions)):
+        values = [t.values[i] for t in done]
+        if values:
+            pick = max if direction == optuna.study.StudyDirection.MAXIMIZE else min
+            best[name] = pick(values)
+    return best
+
+
+def optimize(
+    study: optuna.Study,
+    objective: Callable[[optuna.Trial], Any],
+    n_trials: int,
+    *,
+    progress: bool = True,
+) -> None:
+    """``study.optimize`` with one progress bar: trials done / total, best values, elapsed time."""
+    from tqdm.auto import tqdm
+
+    finished: list[FrozenTrial] = []
+    with tqdm(total=n_trials, unit="trial", desc=study.study_name, disable=not progress, dynamic_ncols=True) as bar:
+
+        def on_trial_end(study: optuna.Study, trial: FrozenTrial) -> None:
+            finished.append(trial)
+            if trial.state == TrialState.FAIL:
+                reason = trial.user_attrs.get("fail_reason", "see the log")
+                bar.write(f"trial {trial.number} failed: {reason}")
+            best = best_so_far(study, finished)
+            bar.set_postfix_str(" ".join(f"{k}={v:.3f}" for k, v in best.items()))
+            bar.update(1)
+
+        study.optimize(objective, n_trials=n_trials, callbacks=[on_trial_end], gc_after_trial=False)
