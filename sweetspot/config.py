@@ -155,7 +155,7 @@ _TRAINING_KEYS = {"arch", "optimizer", "lr", "epochs", "batch_size"}
 
 def _build(cls: type, raw: Any, source: str, where: str) -> Any:
     if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: {where or 'the config'} must be a mapping, got {_kind(raw)}")
+        raise ConfigError(f"{source}: {where.rstrip('.') or 'the config'} must be a mapping, got {_kind(raw)}")
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     kwargs: dict[str, Any] = {}

@@ -37,7 +37,7 @@ def mask_url(url: str) -> str:
     try:
         return make_url(url).render_as_string(hide_password=True)
     except (sqlalchemy.exc.ArgumentError, ValueError):
-        return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
+        return re.sub(r"([^\s:/@]*:)[^\s:/@]+@", r"\1***@", url)
 
 
 def _engine_kwargs(backend: str) -> dict[str, Any]:
@@ -71,7 +71,7 @@ def open_storage(url: str, *, must_exist: bool = False) -> optuna.storages.RDBSt
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(backend))
-    except ImportError:
+    except (ImportError, sqlalchemy.exc.NoSuchModuleError):
         raise StorageError(f"--storage: no driver for {parsed.drivername!r} in {shown!r} (for PostgreSQL use postgresql+psycopg://)") from None
     except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]

@@ -1,0 +1,83 @@
+"""Shared fixtures: a tiny study config (seconds per trial), temporary SQLite storages, CLI runners."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sweetspot.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+# The default digits study shrunk so that a trial takes well under a second on 2 CPU cores.
+TINY = {
+    "name": "tiny",
+    "seed": 0,
+    "n_trials": 3,
+    "teacher": {"arch": "mlp", "width": 32, "depth": 2},
+    "student": {"arch": "linear", "epochs": 5},
+    "distill": {"withheld_classes": [3]},
+    "search": {"batch_size": [32, 256], "epochs": [1, 4]},
+}
+
+
+@pytest.fixture
+def tiny_config_file(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(TINY))
+    return path
+
+
+@pytest.fixture
+def write_config(tmp_path: Path):
+    """Write TINY with some keys replaced (dotted paths) and return the file."""
+
+    def write(changes: dict | None = None, raw: str | None = None) -> Path:
+        path = tmp_path / "config.yaml"
+        if raw is not None:
+            path.write_text(raw)
+            return path
+        data = yaml.safe_load(yaml.safe_dump(TINY))
+        for dotted, value in (changes or {}).items():
+            *parents, last = dotted.split(".")
+            node = data
+            for p in parents:
+                node = node.setdefault(p, {})
+            node[last] = value
+        path.write_text(yaml.safe_dump(data))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def storage_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'studies.db'}"
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    """Run ``sweetspot ARGS`` in this process: (exit code, stdout, stderr)."""
+    monkeypatch.delenv("SWEETSPOT_STORAGE", raising=False)
+
+    def run(*args: str) -> tuple[int, str, str]:
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exc:  # argparse's own exits
+            code = exc.code
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def run_console_script(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    """The installed ``sweetspot`` command in a subprocess, as a user runs it."""
+    exe = Path(sys.executable).with_name("sweetspot")
+    environ = {k: v for k, v in os.environ.items() if k != "SWEETSPOT_STORAGE"} | (env or {})
+    return subprocess.run([str(exe), *map(str, args)], cwd=cwd, env=environ, capture_output=True, text=True, timeout=600)

@@ -1,0 +1,126 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+
+from sweetspot.config import TRIAL_METRICS
+from tests.conftest import run_console_script
+
+
+def test_run_console_script_completes_a_study_readable_by_optuna(tiny_config_file, tmp_path):
+    # the installed command, in a fresh working directory, with the default storage location
+    result = run_console_script("run", tiny_config_file, "--trials", "3", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "best trials (Pareto front, best first)" in result.stdout
+    assert "3/3" in result.stderr  # the progress bar reached the total
+    assert (tmp_path / "sweetspot.db").is_file()
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 'sweetspot.db'}")
+    assert len(study.trials) == 3
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    assert study.metric_names == ["student_withheld_acc", "teacher_entropy"]
+    assert all(set(TRIAL_METRICS) <= set(t.user_attrs) for t in study.trials)
+    # Optuna's own CLI reads the study unchanged
+    listed = subprocess.run(
+        [str(Path(sys.executable).with_name("optuna")), "trials", "--storage", "sqlite:///sweetspot.db",
+         "--study-name", "tiny", "-f", "json"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert len(json.loads(listed.stdout)) == 3
+
+
+def test_run_again_adds_trials_to_the_same_study(cli, tiny_config_file, storage_url):
+    assert cli("run", tiny_config_file, "--storage", storage_url, "--trials", "2", "--no-progress")[0] == 0
+    code, out, _ = cli("run", tiny_config_file, "--storage", storage_url, "--trials", "1", "--no-progress")
+    assert code == 0 and "3 finished of 3 trials" in out
+    numbers = [t.number for t in optuna.load_study(study_name="tiny", storage=storage_url).trials]
+    assert numbers == [0, 1, 2]
+
+
+def test_run_reads_the_storage_from_the_environment(cli, tiny_config_file, storage_url, monkeypatch):
+    monkeypatch.setenv("SWEETSPOT_STORAGE", storage_url)
+    assert cli("run", tiny_config_file, "--trials", "1", "--no-progress")[0] == 0
+    assert len(optuna.load_study(study_name="tiny", storage=storage_url).trials) == 1
+
+
+def test_run_refuses_a_mismatching_config_and_writes_nothing(cli, tiny_config_file, write_config, storage_url):
+    assert cli("run", tiny_config_file, "--storage", storage_url, "--trials", "1", "--no-progress")[0] == 0
+    other = write_config({"distill.alpha": 0.5})
+    code, _, err = cli("run", other, "--storage", storage_url, "--trials", "1", "--no-progress")
+    assert code == 2
+    assert "created with a different config (distill.alpha: 0.99 -> 0.5)" in err
+    assert len(optuna.load_study(study_name="tiny", storage=storage_url).trials) == 1
+
+
+def test_run_records_a_diverging_trial_as_failed_and_goes_on(cli, write_config, storage_url):
+    config = write_config({"teacher.optimizer": "sgd", "teacher.lr": 1e12})
+    code, _, err = cli("run", config, "--storage", storage_url, "--trials", "2", "--no-progress")
+    assert code == 0
+    trials = optuna.load_study(study_name="tiny", storage=storage_url).trials
+    assert [t.state for t in trials] == [optuna.trial.TrialState.FAIL] * 2
+    assert all("loss became nan" in t.user_attrs["fail_reason"] for t in trials)
+
+
+def test_trial_command_prints_metrics_as_json(cli, tiny_config_file):
+    code, out, _ = cli("trial", tiny_config_file, "--batch-size", "64", "--epochs", "2", "--format", "json")
+    record = json.loads(out)
+    assert code == 0 and record["batch_size"] == 64 and set(TRIAL_METRICS) <= set(record)
+
+
+BAD_RUN_INPUTS = [
+    # (config changes or raw text or a path, extra args, words the error line must contain)
+    ("missing-file", [], ["config file", "not found"]),
+    ({"raw": "name: [unclosed\n"}, [], ["invalid YAML at line 2"]),
+    ({"distill.temprature": 4}, [], ["unknown key 'distill.temprature'", "did you mean 'temperature'"]),
+    ({"data.name": "cifar11"}, [], ["data.name: unknown dataset 'cifar11'"]),
+    ({"teacher.arch": "resnet"}, [], ["teacher.arch: unknown architecture 'resnet'", "available: mlp, linear"]),
+    ({"search.epochs": [0, 5]}, [], ["search.epochs must be positive"]),
+    ({"search.batch_size": [0, 8]}, [], ["search.batch_size must be positive"]),
+    ({"student.epochs": -1}, [], ["student.epochs must be >= 1"]),
+    ({"search.batch_size": [16, 8192]}, [], ["search.batch_size: 8192 is larger than the training split"]),
+    ({"distill.alpha": 2}, [], ["distill.alpha must be within [0, 1], got 2.0"]),
+    ({"distill.temperature": 0}, [], ["distill.temperature must be > 0"]),
+    ({"distill.withheld_classes": [11]}, [], ["distill.withheld_classes: [11] not in the dataset"]),
+    ({}, ["--storage", "nonsense"], ["--storage: malformed URL 'nonsense'"]),
+    ({}, ["--storage", "postgresql+psycopg://bob:s3cret@127.0.0.1:1/test"], ["cannot open", "bob:***@"]),
+    ({}, ["--trials", "0"], ["argument --trials: must be a positive integer, got '0'"]),
+    ({}, ["--device", "tpu"], ["--device: unknown device 'tpu'"]),
+]
+
+
+@pytest.mark.parametrize(("changes", "args", "words"), BAD_RUN_INPUTS)
+def test_run_bad_input_is_one_line_exit_2_and_writes_nothing(cli, write_config, tmp_path, changes, args, words):
+    if changes == "missing-file":
+        config = tmp_path / "nope.yaml"
+    elif "raw" in changes:
+        config = write_config(raw=changes["raw"])
+    else:
+        config = write_config(changes)
+    db = tmp_path / "untouched.db"
+    storage = [] if "--storage" in args else ["--storage", f"sqlite:///{db}"]
+    code, out, err = cli("run", config, *storage, *args, "--no-progress")
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert all(w in lines[0] for w in words), lines[0]
+    assert "s3cret" not in err + out
+    assert not db.exists()
+
+
+def test_export_of_a_missing_study_or_storage_is_one_line(cli, tiny_config_file, storage_url, tmp_path):
+    code, _, err = cli("export", "--storage", f"sqlite:///{tmp_path / 'none.db'}")
+    assert code == 2 and "no database file" in err and not (tmp_path / "none.db").exists()
+    assert cli("run", tiny_config_file, "--storage", storage_url, "--trials", "1", "--no-progress")[0] == 0
+    code, _, err = cli("export", "--storage", storage_url, "--study", "nope")
+    assert code == 2 and err.strip() == "sweetspot export: error: --study: no study named 'nope' (studies in this storage: tiny)"
+
+
+def test_bad_input_through_the_console_script_has_no_traceback(tmp_path):
+    result = run_console_script("run", tmp_path / "missing.yaml", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith("sweetspot run: error: config file") and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "sweetspot.db").exists()

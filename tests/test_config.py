@@ -1,0 +1,114 @@
+from pathlib import Path
+
+import pytest
+
+from sweetspot.config import (
+    StudyConfig,
+    batch_size_choices,
+    config_diff,
+    config_from_dict,
+    derive_seed,
+    load_config,
+)
+from sweetspot.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_load_config_digits_yaml_is_the_builtin_default():
+    # `sweetspot run` without a config must run exactly what studies/digits.yaml spells out
+    assert load_config(REPO / "studies" / "digits.yaml") == StudyConfig()
+    assert load_config(None) == StudyConfig()
+
+
+def test_default_config_matches_the_issue():
+    c = StudyConfig()
+    assert c.data.name == "digits"
+    assert c.teacher.arch == "mlp" and c.teacher.options == {"width": 512, "depth": 6}
+    assert c.student.arch == "linear"
+    assert c.distill.temperature == 9 and c.distill.alpha == 0.99
+    assert batch_size_choices(c.search.batch_size) == [16, 32, 64, 128, 256, 512, 1024]
+    assert c.search.epochs == (1, 100)
+    assert list(c.objectives.items()) == [("student_withheld_acc", "maximize"), ("teacher_entropy", "maximize")]
+
+
+def test_config_stored_form_round_trips():
+    c = StudyConfig()
+    assert config_from_dict(c.to_dict()) == c
+
+
+def test_config_fingerprint_ignores_only_n_trials():
+    a = config_from_dict({"n_trials": 3})
+    b = config_from_dict({"n_trials": 50})
+    assert a.fingerprint() == b.fingerprint()
+    assert config_from_dict({"seed": 1}).fingerprint() != a.fingerprint()
+
+
+def test_config_diff_names_dotted_keys():
+    a = StudyConfig().to_dict()
+    b = config_from_dict({"distill": {"temperature": 4}}).to_dict()
+    assert config_diff(a, b) == ["distill.temperature: 9.0 -> 4.0"]
+
+
+def test_load_config_reads_architecture_options(write_config):
+    c = load_config(write_config({"teacher.dropout": 0.1}))
+    assert c.teacher.options == {"width": 32, "depth": 2, "dropout": 0.1}
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"tempreature": 9}, "unknown key 'tempreature'"),
+        ({"distill.temprature": 9}, "unknown key 'distill.temprature' (did you mean 'temperature'?)"),
+        ({"distill.alpha": 1.5}, "distill.alpha must be within [0, 1], got 1.5"),
+        ({"distill.alpha": -0.1}, "distill.alpha must be within [0, 1]"),
+        ({"distill.temperature": 0}, "distill.temperature must be > 0"),
+        ({"distill.temperature": -2}, "distill.temperature must be > 0"),
+        ({"distill.withheld_classes": [3, 3]}, "has duplicates"),
+        ({"search.epochs": [0, 10]}, "search.epochs must be positive"),
+        ({"search.epochs": [10, 2]}, "low <= high"),
+        ({"search.batch_size": [0, 64]}, "search.batch_size must be positive"),
+        ({"search.batch_size": [-8, 64]}, "search.batch_size must be positive"),
+        ({"search.batch_size": [33, 63]}, "contains no power of two"),
+        ({"search.batch_size": 64}, "search.batch_size must be a list"),
+        ({"search.epochs": [1, 2, 3]}, "list of 2 values"),
+        ({"student.epochs": 0}, "student.epochs must be >= 1"),
+        ({"student.lr": 0}, "student.lr must be a positive number"),
+        ({"teacher.optimizer": "adamm"}, "unknown value 'adamm' (did you mean 'adam'?)"),
+        ({"objectives": {"student_acc": "maximize"}}, "did you mean 'student_val_acc'?"),
+        ({"objectives": {"teacher_entropy": "max"}}, "allowed: maximize, minimize"),
+        ({"sampler": "cmaes"}, "sampler: unknown value 'cmaes'"),
+        ({"n_trials": "many"}, "n_trials must be an integer"),
+        ({"seed": 1.5}, "seed must be an integer"),
+        ({"data.val_fraction": 1.2}, "data.val_fraction must be between 0 and 1"),
+        ({"distill": "hot"}, "distill must be a mapping"),
+        ({"distill.withheld_classes": [], "objectives": {"student_withheld_acc": "maximize"}}, "needs distill.withheld_classes"),
+    ],
+)
+def test_load_config_rejects_bad_values_with_one_line(write_config, changes, message):
+    with pytest.raises(ConfigError) as info:
+        load_config(write_config(changes))
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_load_config_rejects_invalid_yaml_with_its_position(write_config):
+    with pytest.raises(ConfigError, match=r"invalid YAML at line 3"):
+        load_config(write_config(raw="name: x\nseed: [1, 2\n"))
+
+
+def test_load_config_rejects_a_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_load_config_rejects_a_non_mapping(write_config):
+    with pytest.raises(ConfigError, match="must be a mapping, got list"):
+        load_config(write_config(raw="- 1\n- 2\n"))
+
+
+def test_derive_seed_is_stable_and_distinct():
+    assert derive_seed(0, 1) == derive_seed(0, 1)
+    seeds = {derive_seed(0, i) for i in range(100)}
+    assert len(seeds) == 100
+    assert derive_seed(0, 1) != derive_seed(1, 1)

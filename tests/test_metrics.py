@@ -1,0 +1,86 @@
+import math
+
+import pytest
+import torch
+
+from sweetspot.metrics import (
+    accuracy,
+    agreement,
+    class_accuracy,
+    expected_calibration_error,
+    nontarget_entropy,
+    normalized_entropy,
+    off_target_mass,
+    soft_labels,
+)
+
+
+def test_normalized_entropy_of_uniform_soft_labels_is_one():
+    assert normalized_entropy(torch.zeros(5, 10), temperature=1.0) == pytest.approx(1.0)
+
+
+def test_normalized_entropy_of_one_hot_soft_labels_is_zero():
+    logits = torch.full((4, 10), -1e4)
+    logits[:, 2] = 1e4
+    assert normalized_entropy(logits, temperature=1.0) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_normalized_entropy_matches_a_hand_computation():
+    # p = softmax([ln 2, 0] / 1) = [2/3, 1/3]; H = -(2/3 ln 2/3 + 1/3 ln 1/3); normalised by ln 2
+    logits = torch.tensor([[math.log(2.0), 0.0]])
+    expected = -(2 / 3 * math.log(2 / 3) + 1 / 3 * math.log(1 / 3)) / math.log(2)
+    assert normalized_entropy(logits, 1.0) == pytest.approx(expected, rel=1e-6)
+
+
+def test_temperature_raises_entropy():
+    logits = torch.randn(64, 10, generator=torch.Generator().manual_seed(0)) * 5
+    values = [normalized_entropy(logits, t) for t in (1, 2, 4, 8, 16)]
+    assert values == sorted(values) and values[-1] < 1.0
+
+
+def test_off_target_mass_of_label_smoothing_labels_is_its_factor():
+    # LS labels with a = 0.6 as logits: log of (0.46, 0.06, ...) gives the same soft labels at T = 1
+    a, c = 0.6, 10
+    probs = torch.full((3, c), a / c)
+    labels = torch.tensor([0, 4, 9])
+    probs[torch.arange(3), labels] += 1 - a
+    assert off_target_mass(probs.log(), labels, 1.0) == pytest.approx(a, rel=1e-5)
+
+
+def test_nontarget_entropy_is_one_for_label_smoothing_and_lower_for_a_peaked_similarity():
+    labels = torch.tensor([0, 1])
+    flat = torch.zeros(2, 10)
+    flat[torch.arange(2), labels] = 5.0
+    assert nontarget_entropy(flat, labels, 1.0) == pytest.approx(1.0)
+    peaked = flat.clone()
+    peaked[:, 7] = 4.0
+    assert nontarget_entropy(peaked, labels, 1.0) < 0.7
+
+
+def test_expected_calibration_error_is_zero_when_confidence_equals_accuracy():
+    # every prediction at confidence 0.75 and three of four correct
+    p = torch.tensor([[0.75, 0.25]] * 4)
+    labels = torch.tensor([0, 0, 0, 1])
+    assert expected_calibration_error(p.log(), labels) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_expected_calibration_error_of_confident_mistakes_is_their_confidence():
+    p = torch.tensor([[0.9, 0.1]] * 4)
+    labels = torch.ones(4, dtype=torch.long)
+    assert expected_calibration_error(p.log(), labels) == pytest.approx(0.9, rel=1e-5)
+
+
+def test_accuracy_class_accuracy_and_agreement():
+    logits = torch.eye(4)  # predicts 0, 1, 2, 3
+    labels = torch.tensor([0, 1, 3, 3])
+    assert accuracy(logits, labels) == 0.75
+    assert class_accuracy(logits, labels, (3,)) == 0.5
+    assert class_accuracy(logits, labels, (0, 1)) == 1.0
+    assert class_accuracy(logits, labels, (2,)) is None  # no example of class 2
+    assert agreement(logits, torch.eye(4).flip(0)) == 0.0
+    assert agreement(logits, logits) == 1.0
+
+
+def test_soft_labels_sum_to_one():
+    p = soft_labels(torch.randn(8, 10), 9.0)
+    assert torch.allclose(p.sum(dim=1), torch.ones(8))

@@ -1,0 +1,115 @@
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sweetspot.errors import TrainingDiverged
+from sweetspot.training import (
+    distill,
+    kd_loss,
+    label_smoothing_targets,
+    make_optimizer,
+    predict_logits,
+    train_classifier,
+)
+
+
+def test_label_smoothing_targets_match_the_papers_table_1():
+    y = label_smoothing_targets(torch.tensor([3]), n_classes=10, a=0.6)[0]
+    assert y[3].item() == pytest.approx(0.46)
+    assert torch.allclose(y[torch.arange(10) != 3], torch.full((9,), 0.06))
+    assert y.sum().item() == pytest.approx(1.0)
+
+
+def _by_hand(s, t, y, T, alpha):
+    """KD loss written out with plain Python: per example sum_k p_k (log p_k - log q_k)."""
+    kl_total, ce_total = 0.0, 0.0
+    for srow, trow, label in zip(s.tolist(), t.tolist(), y.tolist()):
+        p = [math.exp(v / T) for v in trow]
+        p = [v / sum(p) for v in p]
+        q = [math.exp(v / T) for v in srow]
+        q = [v / sum(q) for v in q]
+        kl_total += sum(pk * (math.log(pk) - math.log(qk)) for pk, qk in zip(p, q))
+        z = [math.exp(v) for v in srow]
+        ce_total += -math.log(z[label] / sum(z))
+    n = len(y)
+    return (1 - alpha) * ce_total / n + alpha * T * T * kl_total / n  # batchmean: divide by n, not n * C
+
+
+def test_kd_loss_matches_a_hand_computation_with_t_squared_and_batchmean():
+    g = torch.Generator().manual_seed(0)
+    s, t = torch.randn(4, 5, generator=g), torch.randn(4, 5, generator=g) * 3
+    y = torch.tensor([0, 2, 4, 1])
+    for T, alpha in [(9.0, 0.99), (1.0, 0.5), (4.0, 1.0)]:
+        assert kd_loss(s, t, y, T, alpha).item() == pytest.approx(_by_hand(s, t, y, T, alpha), rel=1e-5)
+
+
+def test_kd_loss_alpha_weights_the_soft_term():
+    g = torch.Generator().manual_seed(1)
+    s, t = torch.randn(6, 10, generator=g), torch.randn(6, 10, generator=g)
+    y = torch.randint(0, 10, (6,), generator=g)
+    assert kd_loss(s, t, y, 9.0, 0.0).item() == pytest.approx(F.cross_entropy(s, y).item(), rel=1e-6)
+    soft_only = kd_loss(s, t, y, 9.0, 1.0).item()
+    expected = 81 * F.kl_div(F.log_softmax(s / 9, 1), F.softmax(t / 9, 1), reduction="batchmean").item()
+    assert soft_only == pytest.approx(expected, rel=1e-5)
+
+
+def test_kd_loss_is_zero_soft_term_for_identical_logits():
+    z = torch.randn(3, 10)
+    assert kd_loss(z, z, torch.zeros(3, dtype=torch.long), 9.0, 1.0).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def _problem(n=256, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 8, generator=g)
+    y = (x[:, 0] > 0).long() + 2 * (x[:, 1] > 0).long()
+    return x, y
+
+
+def test_train_classifier_learns_and_is_deterministic():
+    x, y = _problem()
+    results = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 4))
+        history = train_classifier(
+            model, x, y, optimizer=make_optimizer("adam", model, 1e-2), batch_size=32, epochs=20,
+            generator=torch.Generator().manual_seed(0),
+        )
+        results.append((history, predict_logits(model, x)))
+    (h1, z1), (h2, z2) = results
+    assert h1 == h2 and torch.equal(z1, z2)
+    assert h1[-1] < h1[0] / 3
+    assert (z1.argmax(1) == y).float().mean() > 0.9
+
+
+def test_train_classifier_keeps_the_last_short_batch():
+    x, y = _problem(n=100)
+    model = nn.Linear(8, 4)
+    seen = []
+    model.register_forward_hook(lambda m, inp, out: seen.append(len(inp[0])))
+    train_classifier(model, x, y, optimizer=make_optimizer("sgd", model, 0.1), batch_size=64, epochs=1,
+                     generator=torch.Generator().manual_seed(0))
+    assert seen == [64, 36]
+
+
+def test_train_classifier_raises_when_the_loss_diverges():
+    x, y = _problem()
+    model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 4))
+    with pytest.raises(TrainingDiverged, match="teacher loss became nan in epoch 1"):
+        train_classifier(model, x * 1e3, y, optimizer=make_optimizer("sgd", model, 1e12), batch_size=32, epochs=3,
+                         generator=torch.Generator().manual_seed(0))
+
+
+def test_distill_uses_only_the_cached_teacher_logits():
+    # a student distilled at alpha = 1 from logits that encode the labels learns the labels
+    x, y = _problem()
+    teacher_logits = F.one_hot(y, 4).float() * 5
+    torch.manual_seed(0)
+    student = nn.Linear(8, 4)
+    distill(student, x, teacher_logits, torch.zeros_like(y), temperature=2.0, alpha=1.0,
+            optimizer=make_optimizer("adam", student, 0.05), batch_size=32, epochs=30,
+            generator=torch.Generator().manual_seed(0))
+    assert (predict_logits(student, x).argmax(1) == y).float().mean() > 0.85
