@@ -291,7 +291,7 @@ def derive_seed(*entropy: int) -> int:
 def batch_size_choices(bounds: tuple[int, int]) -> list[int]:
     """The powers of two within [low, high]: the batch sizes a study searches."""
     low, high = bounds
-    return [2**i for i in range(0, 31) if low <= 2**i <= high]
+    return [2**i for i in range(31) if low <= 2**i <= high]
 
 
 def _check_choice(where: str, value: str, allowed: tuple[str, ...], source: str) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -178,7 +179,7 @@ def optimize(
             finished.append(trial)
             if trial.state == TrialState.FAIL:
                 reason = trial.user_attrs.get("fail_reason", "see the log")
-                bar.write(f"trial {trial.number} failed: {reason}")
+                bar.write(f"trial {trial.number} failed: {reason}", file=sys.stderr)
             best = best_so_far(study, finished)
             bar.set_postfix_str(" ".join(f"{k}={v:.3f}" for k, v in best.items()))
             bar.update(1)

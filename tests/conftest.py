@@ -80,4 +80,4 @@ def run_console_script(*args: str, cwd: Path, env: dict | None = None) -> subpro
     """The installed ``sweetspot`` command in a subprocess, as a user runs it."""
     exe = Path(sys.executable).with_name("sweetspot")
     environ = {k: v for k, v in os.environ.items() if k != "SWEETSPOT_STORAGE"} | (env or {})
-    return subprocess.run([str(exe), *map(str, args)], cwd=cwd, env=environ, capture_output=True, text=True, timeout=600)
+    return subprocess.run([str(exe), *map(str, args)], cwd=cwd, env=environ, capture_output=True, text=True, timeout=600, check=False)

@@ -26,7 +26,7 @@ def test_run_console_script_completes_a_study_readable_by_optuna(tiny_config_fil
     listed = subprocess.run(
         [str(Path(sys.executable).with_name("optuna")), "trials", "--storage", "sqlite:///sweetspot.db",
          "--study-name", "tiny", "-f", "json"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
     )
     assert listed.returncode == 0, listed.stderr
     assert len(json.loads(listed.stdout)) == 3
@@ -62,6 +62,7 @@ def test_run_records_a_diverging_trial_as_failed_and_goes_on(cli, write_config, 
     trials = optuna.load_study(study_name="tiny", storage=storage_url).trials
     assert [t.state for t in trials] == [optuna.trial.TrialState.FAIL] * 2
     assert all("loss became nan" in t.user_attrs["fail_reason"] for t in trials)
+    assert "trial 0 failed: teacher loss became nan in epoch 1" in err
 
 
 def test_trial_command_prints_metrics_as_json(cli, tiny_config_file):
@@ -124,3 +125,34 @@ def test_bad_input_through_the_console_script_has_no_traceback(tmp_path):
     assert result.stderr.startswith("sweetspot run: error: config file") and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "sweetspot.db").exists()
+
+
+def _wsgi_get(app, path: str) -> tuple[str, dict]:
+    """GET ``path`` from a WSGI app without a server: (status, JSON body)."""
+    import io
+
+    reply: dict = {}
+    environ = {
+        "REQUEST_METHOD": "GET", "PATH_INFO": path, "QUERY_STRING": "", "SERVER_NAME": "localhost",
+        "SERVER_PORT": "80", "wsgi.input": io.BytesIO(), "wsgi.errors": io.StringIO(), "wsgi.url_scheme": "http",
+        "wsgi.version": (1, 0), "wsgi.multithread": False, "wsgi.multiprocess": False, "wsgi.run_once": False,
+    }
+    body = b"".join(app(environ, lambda status, headers, exc_info=None: reply.setdefault("status", status)))
+    return reply["status"], json.loads(body)
+
+
+def test_optuna_dashboard_reads_the_study_with_its_metric_names(cli, tiny_config_file, storage_url):
+    from optuna_dashboard import wsgi
+
+    assert cli("run", tiny_config_file, "--storage", storage_url, "--trials", "2", "--no-progress")[0] == 0
+    app = wsgi(storage_url)
+    status, studies = _wsgi_get(app, "/api/studies")
+    assert status.startswith("200")
+    (summary,) = studies["study_summaries"]
+    assert summary["study_name"] == "tiny"
+    status, detail = _wsgi_get(app, f"/api/studies/{summary['study_id']}")
+    assert status.startswith("200")
+    assert detail["objective_names"] == ["student_withheld_acc", "teacher_entropy"]
+    assert len(detail["trials"]) == 2
+    attrs = {a["key"] for a in detail["trials"][0]["user_attrs"]}
+    assert {"teacher_entropy", "student_withheld_acc", "seed"} <= attrs

@@ -7,7 +7,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _readme_commands() -> list[str]:
-    block = re.search(r"```(?:bash|sh)?\n(.*?)```", (REPO / "README.md").read_text(), re.S)
+    block = re.search(r"```(?:bash|sh)?\n(.*?)```", (REPO / "README.md").read_text(), re.DOTALL)
     assert block, "README.md has no command block"
     return [line for line in block.group(1).splitlines() if line.strip() and not line.startswith("#")]
 
