@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 from sweetspot import __version__
@@ -30,6 +31,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
     return value
 
 
@@ -76,27 +87,102 @@ def front_table(study: Any, limit: int = 10) -> str:
     return _table(header, rows)
 
 
+def _heartbeat(args: argparse.Namespace) -> Any:
+    from sweetspot.study import Heartbeat
+
+    return Heartbeat(interval=args.heartbeat, grace=args.grace)
+
+
+def _open(args: argparse.Namespace, config: Any) -> tuple[Any, Any, str]:
+    """Validate and load what trials need, then open (or create) the study: in this order, so
+    that bad input is refused before anything is written. Returns (study, splits, storage URL)."""
+    from sweetspot.objective import prepare
+    from sweetspot.study import open_storage, open_study, resolve_storage_url
+
+    splits = prepare(config, _setup_compute(args))
+    url = resolve_storage_url(args.storage)
+    storage = open_storage(url, heartbeat=_heartbeat(args))
+    _quiet_optuna()
+    return open_study(storage, args.study or config.name, config), splits, url
+
+
+def _summary(study: Any, url: str) -> None:
+    from optuna.trial import TrialState
+
+    from sweetspot.study import count_states, mask_url
+
+    counts = count_states(study)
+    done = counts[TrialState.COMPLETE]
+    print(f"\nstudy {study.study_name!r} in {mask_url(url)}: {done} finished of {sum(counts.values())} trials"
+          + (f", {counts[TrialState.WAITING]} still queued" if counts[TrialState.WAITING] else ""))
+    if done:
+        print(f"best trials (Pareto front, best first):\n{front_table(study)}")
+        print(f"\nnext: sweetspot export --study {study.study_name} --out best-teacher.yaml")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from optuna.trial import TrialState
 
     from sweetspot.config import load_config
-    from sweetspot.objective import Objective, prepare
-    from sweetspot.study import mask_url, open_storage, open_study, optimize, resolve_storage_url
+    from sweetspot.objective import Objective
+    from sweetspot.study import count_states, queue_trials
+    from sweetspot.workers import Launch, drain_with_progress, supervise, threads_per_worker
 
     config = load_config(args.config)
-    device = _setup_compute(args)
-    splits = prepare(config, device)
-    url = resolve_storage_url(args.storage)
-    storage = open_storage(url)
-    _quiet_optuna()
-    study = open_study(storage, args.study or config.name, config)
-    optimize(study, Objective(config, splits), args.trials or config.n_trials, progress=not args.no_progress)
-    trials = study.get_trials(deepcopy=False)
-    done = sum(t.state == TrialState.COMPLETE for t in trials)
-    print(f"\nstudy {study.study_name!r} in {mask_url(url)}: {done} finished of {len(trials)} trials")
-    if done:
-        print(f"best trials (Pareto front, best first):\n{front_table(study)}")
-        print(f"\nnext: sweetspot export --study {study.study_name} --out best-teacher.yaml")
+    if args.workers > 1 and args.threads is None:
+        args.threads = threads_per_worker(args.workers)
+    study, splits, url = _open(args, config)
+    left = count_states(study)[TrialState.WAITING]  # queued by an earlier, interrupted run
+    n = args.trials or config.n_trials
+    queue_trials(study, n)
+    total = n + left
+    if args.workers == 0:
+        print(f"queued {n} trials in study {study.study_name!r} ({total} waiting); start workers with: "
+              f"sweetspot worker{' ' + args.config if args.config else ''} --study {study.study_name}")
+        return 0
+    patience = args.grace + 2 * args.heartbeat
+    if args.workers == 1:
+        drain_with_progress(study, Objective(config, splits), total, progress=not args.no_progress, patience=patience)
+    else:
+        import torch
+
+        worker_args = [*([args.config] if args.config else []), "--study", study.study_name, "--device", args.device,
+                       "--heartbeat", str(args.heartbeat), "--grace", str(args.grace)]
+        gpus = torch.cuda.device_count() if args.device != "cpu" else 0
+        launch = Launch(args.workers, worker_args, url, Path(args.log_dir), study.study_name, args.threads, gpus)
+        code = supervise(launch, study, total, progress=not args.no_progress)
+        if code == 130:
+            raise KeyboardInterrupt
+        if code != 0:
+            print(f"sweetspot run: error: a worker exited with code {code}; see {args.log_dir}/", file=sys.stderr)
+            _summary(study, url)
+            return 1
+    _summary(study, url)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    import signal
+
+    from optuna.trial import TrialState
+
+    from sweetspot.config import load_config
+    from sweetspot.objective import Objective
+    from sweetspot.study import count_states, worker_id
+    from sweetspot.workers import drain_with_progress
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # docker stop, kubectl delete: fail the running trial and exit
+
+    signal.signal(signal.SIGTERM, stop)
+    config = load_config(args.config)
+    study, splits, _ = _open(args, config)
+    queued = count_states(study)[TrialState.WAITING]
+    total = min(queued, args.trials) if args.trials else queued
+    ran = drain_with_progress(study, Objective(config, splits), total, progress=not args.no_progress,
+                              max_trials=args.trials, patience=args.grace + 2 * args.heartbeat)
+    print(f"worker {worker_id()}: ran {ran} trials of study {study.study_name!r}"
+          + ("" if ran or queued else "; nothing was queued (queue trials with: sweetspot run --workers 0 --trials N)"))
     return 0
 
 
@@ -113,8 +199,6 @@ def cmd_export(args: argparse.Namespace) -> int:
     document = build_export(study, config, mask_url(url), score_on_test(config, splits, front))
     text = render(document, fmt)
     if args.out:
-        from pathlib import Path
-
         write_atomically(Path(args.out), text)
         best = document["teachers"][0]
         print(
@@ -149,6 +233,7 @@ def _fmt(value: Any) -> str:
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run,
+    "worker": cmd_worker,
     "export": cmd_export,
     "trial": cmd_trial,
 }
@@ -168,10 +253,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"sweetspot {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
-    run = sub.add_parser("run", parents=[storage, compute, common], help="run (or continue) a study")
-    run.add_argument("config", nargs="?", help="study config YAML (default: the built-in digits study = studies/digits.yaml)")
-    run.add_argument("--trials", type=_positive_int, metavar="N", help="trials to add (default: the config's n_trials)")
-    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    workers = _Parser(add_help=False)
+    workers.add_argument("config", nargs="?", help="study config YAML (default: the built-in digits study = studies/digits.yaml)")
+    workers.add_argument("--no-progress", action="store_true", help="no progress bar")
+    workers.add_argument("--heartbeat", type=_positive_int, default=10, metavar="S", help="seconds between a running trial's heartbeats (default: 10)")
+    workers.add_argument("--grace", type=_positive_int, default=60, metavar="S",
+                         help="seconds without a heartbeat after which a trial is failed and queued again (default: 60)")
+
+    run = sub.add_parser("run", parents=[storage, compute, workers, common], help="queue trials and run them (create or continue a study)")
+    run.add_argument("--trials", type=_positive_int, metavar="N", help="trials to add to the study, across all workers (default: the config's n_trials)")
+    run.add_argument("--workers", type=_non_negative_int, default=1, metavar="N",
+                     help="worker processes on this machine (default: 1, in this process; 0: only queue the trials)")
+    run.add_argument("--log-dir", default="sweetspot-logs", metavar="DIR", help="per-worker log files when --workers > 1 (default: sweetspot-logs)")
+
+    worker = sub.add_parser("worker", parents=[storage, compute, workers, common], help="run queued trials of a study until none is left")
+    worker.add_argument("--trials", type=_positive_int, metavar="N", help="stop after N trials of this worker (default: until the queue is empty)")
 
     export = sub.add_parser("export", parents=[storage, compute, common], help="write the best teacher configuration(s)")
     export.add_argument("--out", metavar="FILE", help="output file (default: standard output)")

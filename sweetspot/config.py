@@ -80,6 +80,7 @@ class SearchConfig:
     epochs: tuple[int, int] = (1, 100)  # integers, log scale
     teacher_lr: tuple[float, float] | None = None  # optional, log scale
     temperature: tuple[float, float] | None = None  # optional, linear scale
+    repeats: bool = False  # train again when a finished trial already has the same parameters
 
 
 @dataclass(frozen=True)

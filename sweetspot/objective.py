@@ -10,6 +10,7 @@ from typing import Any
 
 import optuna
 import torch
+from optuna.trial import FrozenTrial, TrialState
 from torch import nn
 
 from sweetspot.config import ENTROPY_GRID, StudyConfig, batch_size_choices, derive_seed
@@ -25,6 +26,7 @@ from sweetspot.metrics import (
     off_target_mass,
 )
 from sweetspot.models import build_model, check_net
+from sweetspot.study import worker_id
 from sweetspot.training import distill, make_optimizer, predict_logits, train_classifier
 
 
@@ -176,16 +178,33 @@ class Objective:
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
         params = suggest_params(trial, self.config)
-        seed = derive_seed(self.config.seed, trial.number)  # trial i's own seed: reruns agree
-        trial.set_user_attr("seed", seed)
-        try:
-            outcome = run_trial(self.config, self.splits, params, seed)
-        except TrainingDiverged as exc:
-            trial.set_user_attr("fail_reason", str(exc))
-            return tuple(math.nan for _ in self.config.objectives)
-        for key, value in outcome.metrics.items():
+        # a retried trial (its worker died) keeps the seed it was first given
+        seed = trial.user_attrs.get("seed", derive_seed(self.config.seed, trial.number))
+        trial.set_user_attr("worker", worker_id())
+        twin = None if self.config.search.repeats else _finished_twin(trial)
+        if twin is not None:  # its seed comes along, so that an export retrains the same teacher
+            metrics = {k: v for k, v in twin.user_attrs.items() if k != "worker"}
+            metrics["reused_from"] = twin.number
+        else:
+            trial.set_user_attr("seed", seed)
+            try:
+                metrics = run_trial(self.config, self.splits, params, seed).metrics
+            except TrainingDiverged as exc:
+                trial.set_user_attr("fail_reason", str(exc))
+                return tuple(math.nan for _ in self.config.objectives)
+            except KeyboardInterrupt:
+                trial.set_user_attr("fail_reason", "interrupted")
+                raise
+        for key, value in metrics.items():
             trial.set_user_attr(key, value)
-        values = [outcome.metrics[m] for m in self.config.objectives]
+        values = [metrics[m] for m in self.config.objectives]
         return tuple(math.nan if v is None else float(v) for v in values)
 
 
+def _finished_twin(trial: optuna.Trial) -> FrozenTrial | None:
+    """A finished trial of the same study with exactly these parameters (another worker may have
+    trained this teacher already: its result is reused instead of training again)."""
+    for other in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if other.params == trial.params and "reused_from" not in other.user_attrs:
+            return other
+    return None

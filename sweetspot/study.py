@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 import re
-import sys
+import socket
 import warnings
-from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,11 +43,49 @@ def mask_url(url: str) -> str:
 
 def _engine_kwargs(backend: str) -> dict[str, Any]:
     if backend == "sqlite":
-        return {"connect_args": {"timeout": 60}}  # wait for a writer instead of failing at once
+        return {"connect_args": {"timeout": 60}}  # wait for another writer instead of failing at once
+    # a small pool per process; pre-ping replaces connections the server dropped
     return {"pool_pre_ping": True, "pool_size": 2, "max_overflow": 2}
 
 
-def open_storage(url: str, *, must_exist: bool = False) -> optuna.storages.RDBStorage:
+class QueueEmpty(Exception):
+    """No queued trial is left: the study has reached its total."""
+
+
+class QueueStorage(optuna.storages.RDBStorage):
+    """Optuna's RDB storage, except that ``study.ask`` never creates a trial of its own.
+
+    sweetspot queues a study's trials up front (``queue_trials``): ``study.ask`` pops a WAITING one,
+    an atomic update in the database, and when none is left this storage raises QueueEmpty instead
+    of creating a new trial. So N queued trials are exactly N trials, whatever the number of
+    workers. Trials created from a template (queueing, Optuna's retry of a stale trial) pass.
+    """
+
+    def _create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> FrozenTrial:
+        # Both ``create_new_trial`` and Optuna's cache layer (which ``load_study`` puts in front of
+        # every RDB storage) create trials through this method; tests/test_workers.py checks it.
+        if template_trial is None:
+            raise QueueEmpty
+        return super()._create_new_trial(study_id, template_trial)
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """Optuna heartbeats: a trial whose worker stopped beating for ``grace`` seconds is failed
+    and queued again (at most ``max_retry`` times) by the next worker that looks."""
+
+    interval: int = 10
+    grace: int = 60
+    max_retry: int = 3
+
+
+def _retry(max_retry: int) -> optuna.storages.RetryHeartbeatStaleTrialCallback:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
+
+
+def open_storage(url: str, *, must_exist: bool = False, heartbeat: Heartbeat | None = None) -> QueueStorage:
     """An Optuna RDB storage for ``url``; one-line StorageError for a malformed, unsupported or
     unreachable URL. ``must_exist`` refuses to create a new SQLite file (for reading commands)."""
     shown = mask_url(url)
@@ -68,10 +106,21 @@ def open_storage(url: str, *, must_exist: bool = False) -> optuna.storages.RDBSt
             raise StorageError(f"--storage: no database file at {path!r} (run `sweetspot run` first, or pass --storage)")
         if not Path(path).parent.is_dir():
             raise StorageError(f"--storage: directory {str(Path(path).parent)!r} of {shown!r} does not exist")
+    beats: dict[str, Any] = {}
+    if heartbeat is not None:
+        beats = {
+            "heartbeat_interval": heartbeat.interval,
+            "grace_period": heartbeat.grace,
+            "heartbeat_stale_trial_callback": _retry(heartbeat.max_retry),
+        }
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(backend))
+            storage = QueueStorage(url, engine_kwargs=_engine_kwargs(backend), **beats)
+        if backend == "sqlite":
+            with storage.engine.connect() as connection:  # persistent: readers no longer block the writer
+                connection.exec_driver_sql("PRAGMA journal_mode=WAL")
+        return storage
     except (ImportError, sqlalchemy.exc.NoSuchModuleError):
         raise StorageError(f"--storage: no driver for {parsed.drivername!r} in {shown!r} (for PostgreSQL use postgresql+psycopg://)") from None
     except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as exc:
@@ -162,26 +211,20 @@ def best_so_far(study: optuna.Study, trials: list[FrozenTrial]) -> dict[str, flo
     return best
 
 
-def optimize(
-    study: optuna.Study,
-    objective: Callable[[optuna.Trial], Any],
-    n_trials: int,
-    *,
-    progress: bool = True,
-) -> None:
-    """``study.optimize`` with one progress bar: trials done / total, best values, elapsed time."""
-    from tqdm.auto import tqdm
+def worker_id() -> str:
+    """host:pid, stored on each trial so that a supervisor can tell its workers' trials apart."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
-    finished: list[FrozenTrial] = []
-    with tqdm(total=n_trials, unit="trial", desc=study.study_name, disable=not progress, dynamic_ncols=True) as bar:
 
-        def on_trial_end(study: optuna.Study, trial: FrozenTrial) -> None:
-            finished.append(trial)
-            if trial.state == TrialState.FAIL:
-                reason = trial.user_attrs.get("fail_reason", "see the log")
-                bar.write(f"trial {trial.number} failed: {reason}", file=sys.stderr)
-            best = best_so_far(study, finished)
-            bar.set_postfix_str(" ".join(f"{k}={v:.3f}" for k, v in best.items()))
-            bar.update(1)
+def queue_trials(study: optuna.Study, n: int) -> None:
+    """Add ``n`` trials to the study's queue (WAITING trials whose parameters the sampler chooses
+    when a worker takes them). Workers run queued trials only, so the queue is the study's total."""
+    for _ in range(n):
+        study.enqueue_trial({})
 
-        study.optimize(objective, n_trials=n_trials, callbacks=[on_trial_end], gc_after_trial=False)
+
+def count_states(study: optuna.Study) -> dict[TrialState, int]:
+    counts = dict.fromkeys(TrialState, 0)
+    for trial in study.get_trials(deepcopy=False):
+        counts[trial.state] += 1
+    return counts

@@ -1,0 +1,218 @@
+"""Workers: processes that run a study's queued trials until none is left.
+
+A worker is ``study.optimize`` on Optuna's RDB storage with heartbeats, one trial at a time; nothing
+sits between it and the database. ``sweetspot run --workers N`` starts N ``sweetspot worker``
+processes on this machine and supervises them; on other machines the same ``sweetspot worker``
+command with the same storage URL joins the same study.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import sqlalchemy.exc
+from optuna.trial import FrozenTrial, TrialState
+
+from sweetspot.errors import StorageError
+from sweetspot.study import QueueEmpty, best_so_far
+
+log = logging.getLogger("sweetspot.workers")
+TrialCallback = Callable[[optuna.Study, FrozenTrial], None]
+STORAGE_ERRORS = (optuna.exceptions.StorageInternalError, sqlalchemy.exc.OperationalError)
+
+
+def drain(
+    study: optuna.Study,
+    objective: Callable[[optuna.Trial], Any],
+    *,
+    max_trials: int | None = None,
+    on_trial_end: TrialCallback | None = None,
+    patience: float = 120.0,
+    poll: float = 1.0,
+    max_storage_errors: int = 5,
+) -> int:
+    """Run queued trials until the queue is empty and no other trial is running, or ``max_trials``
+    are done; returns how many this worker ran.
+
+    While other workers' trials are running this worker waits, failing stale ones (Optuna's
+    heartbeat check), which re-queues them: a killed worker's trial is re-run by a live one. It gives
+    up waiting after ``patience`` seconds without change. A lost database connection is retried
+    ``max_storage_errors`` times in a row, with a growing pause.
+    """
+    done = 0
+    errors = 0
+
+    def count(study: optuna.Study, trial: FrozenTrial) -> None:
+        nonlocal done
+        done += 1
+        if on_trial_end is not None:
+            on_trial_end(study, trial)
+
+    while max_trials is None or done < max_trials:
+        try:
+            study.optimize(objective, n_trials=1, callbacks=[count], gc_after_trial=False)
+            errors = 0
+        except QueueEmpty:
+            if not _wait_for_running(study, patience, poll):
+                break
+        except STORAGE_ERRORS as exc:
+            errors += 1
+            if errors > max_storage_errors:
+                raise StorageError(f"database unreachable after {max_storage_errors} retries: {_first_line(exc)}") from None
+            log.warning("storage error (%s); retrying in %.0f s", _first_line(exc), poll * errors)
+            time.sleep(poll * errors)
+    return done
+
+
+def _wait_for_running(study: optuna.Study, patience: float, poll: float) -> bool:
+    """True once a trial is queued again (a stale trial retried); False when none is running, or
+    the running ones have not changed for ``patience`` seconds."""
+    last: frozenset[int] = frozenset()
+    since = time.monotonic()
+    while True:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
+        trials = study.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING))
+        if any(t.state == TrialState.WAITING for t in trials):
+            return True
+        running = frozenset(t.number for t in trials)
+        if not running:
+            return False
+        if running != last:
+            last, since = running, time.monotonic()
+        elif time.monotonic() - since > patience:
+            log.warning("trials %s still running after %.0f s; leaving them to their workers", sorted(running), patience)
+            return False
+        time.sleep(poll)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+@dataclass
+class Launch:
+    """What `sweetspot run --workers N` starts: N copies of one `sweetspot worker` command."""
+
+    n_workers: int
+    worker_args: list[str]  # arguments after `sweetspot worker`
+    storage_url: str  # passed through the environment, never on a command line
+    log_dir: Path
+    study_name: str
+    threads: int
+    gpus: int = 0
+
+
+def threads_per_worker(n_workers: int, cores: int | None = None) -> int:
+    """Split the cores so that N workers do not oversubscribe the machine."""
+    cores = cores or len(os.sched_getaffinity(0))
+    return max(1, cores // n_workers)
+
+
+def supervise(launch: Launch, study: optuna.Study, total: int, *, progress: bool = True, stop_grace: float = 10.0) -> int:
+    """Start the workers, show one progress bar for all of them, and stop them all on Ctrl-C or
+    SIGTERM (each fails its running trial); returns the worst worker exit code."""
+    from tqdm.auto import tqdm
+
+    launch.log_dir.mkdir(parents=True, exist_ok=True)
+    procs: list[subprocess.Popen] = []
+    for i in range(launch.n_workers):
+        env = dict(os.environ, SWEETSPOT_STORAGE=launch.storage_url, PYTHONUNBUFFERED="1")
+        if launch.gpus:
+            env["CUDA_VISIBLE_DEVICES"] = str(i % launch.gpus)
+        log_file = open(launch.log_dir / f"{launch.study_name}-worker{i}.log", "w")  # noqa: SIM115 (kept open for the child)
+        cmd = [sys.executable, "-m", "sweetspot.cli", "worker", *launch.worker_args, "--threads", str(launch.threads), "--no-progress"]
+        # a session of its own: a terminal's Ctrl-C reaches only this supervisor, which stops the workers in order
+        procs.append(subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env, start_new_session=True))
+        log_file.close()
+
+    stopping: list[int] = []
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stopping.append(signum)
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with tqdm(total=total, unit="trial", desc=f"{launch.study_name} x{launch.n_workers}", disable=not progress, dynamic_ncols=True) as bar:
+            while not stopping and any(p.poll() is None for p in procs):
+                time.sleep(0.5)
+                _update_bar(bar, study, total)
+            _update_bar(bar, study, total)
+        if stopping:
+            _stop(procs, stop_grace)
+            _fail_running_trials(study, procs)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    codes = [p.wait() for p in procs]
+    if stopping:
+        return 130
+    return max(codes)
+
+
+def _update_bar(bar: Any, study: optuna.Study, total: int) -> None:
+    try:
+        trials = study.get_trials(deepcopy=False)
+    except STORAGE_ERRORS:
+        return  # a progress bar may skip a beat while the database recovers
+    counts = dict.fromkeys(TrialState, 0)
+    for t in trials:
+        counts[t.state] += 1
+    done = max(0, total - counts[TrialState.WAITING] - counts[TrialState.RUNNING])
+    bar.update(min(done, total) - bar.n)
+    bar.set_postfix_str(" ".join(f"{k}={v:.3f}" for k, v in best_so_far(study, trials).items()))
+
+
+def _stop(procs: Sequence[subprocess.Popen], grace: float) -> None:
+    """SIGINT to every worker (each fails its running trial and exits), SIGKILL after ``grace``."""
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + grace
+    for p in procs:
+        try:
+            p.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def _fail_running_trials(study: optuna.Study, procs: Sequence[subprocess.Popen]) -> None:
+    """Mark failed what killed workers left RUNNING, so that no trial of ours stays RUNNING."""
+    ours = {f"{socket.gethostname()}:{p.pid}" for p in procs}
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if trial.user_attrs.get("worker") in ours:
+            study._storage.set_trial_user_attr(trial._trial_id, "fail_reason", "interrupted")
+            study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+
+
+
+
+def drain_with_progress(study: optuna.Study, objective: Callable[[optuna.Trial], Any], total: int, *, progress: bool = True, **kwargs: Any) -> int:
+    """`drain` in this process, with one progress bar: trials done / total, best values, elapsed."""
+    from tqdm.auto import tqdm
+
+    finished: list[FrozenTrial] = []
+    with tqdm(total=total, unit="trial", desc=study.study_name, disable=not progress, dynamic_ncols=True) as bar:
+
+        def on_trial_end(study: optuna.Study, trial: FrozenTrial) -> None:
+            finished.append(trial)
+            if trial.state == TrialState.FAIL:
+                bar.write(f"trial {trial.number} failed: {trial.user_attrs.get('fail_reason', 'see the log')}", file=sys.stderr)
+            bar.set_postfix_str(" ".join(f"{k}={v:.3f}" for k, v in best_so_far(study, finished).items()))
+            bar.update(1)
+
+        return drain(study, objective, on_trial_end=on_trial_end, **kwargs)
