@@ -136,11 +136,16 @@ def score_on_test(config: StudyConfig, splits: Any, trials: list[FrozenTrial]) -
     reproduces (same soft-label entropy on the transfer set as the study recorded)."""
     from sweetspot.objective import params_from_dict, run_trial
 
-    scores = {}
+    scores: dict[int, dict[str, Any]] = {}
+    done: dict[tuple[str, int], dict[str, Any]] = {}  # a reused result is the same teacher: score it once
     for trial in trials:
+        key = (json.dumps(trial.params, sort_keys=True), trial.user_attrs["seed"])
+        if key in done:
+            scores[trial.number] = done[key]
+            continue
         outcome = run_trial(config, splits, params_from_dict(trial.params), trial.user_attrs["seed"], split="test")
         m = outcome.metrics  # run_trial names its figures *_val_*; here they are on the test split
-        scores[trial.number] = {
+        scores[trial.number] = done[key] = {
             "teacher_acc": m["teacher_val_acc"],
             "student_acc": m["student_val_acc"],
             "student_withheld_acc": m["student_withheld_acc"],

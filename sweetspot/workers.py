@@ -212,6 +212,9 @@ def drain_with_progress(study: optuna.Study, objective: Callable[[optuna.Trial],
             finished.append(trial)
             if trial.state == TrialState.FAIL:
                 bar.write(f"trial {trial.number} failed: {trial.user_attrs.get('fail_reason', 'see the log')}", file=sys.stderr)
+            elif not progress:  # a log line per trial instead of the bar (worker log files)
+                values = " ".join(f"{v:.4f}" for v in trial.values or [])
+                print(f"trial {trial.number} {trial.state.name.lower()}: {trial.params} -> {values}", flush=True)
             bar.set_postfix_str(" ".join(f"{k}={v:.3f}" for k, v in best_so_far(study, finished).items()))
             bar.update(1)
 

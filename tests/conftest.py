@@ -81,3 +81,39 @@ def run_console_script(*args: str, cwd: Path, env: dict | None = None) -> subpro
     exe = Path(sys.executable).with_name("sweetspot")
     environ = {k: v for k, v in os.environ.items() if k != "SWEETSPOT_STORAGE"} | (env or {})
     return subprocess.run([str(exe), *map(str, args)], cwd=cwd, env=environ, capture_output=True, text=True, timeout=600, check=False)
+
+
+@pytest.fixture
+def postgres_url():
+    """The machine's real PostgreSQL. Skipped when none is reachable, unless
+    SWEETSPOT_REQUIRE_POSTGRES is set (CI sets it): then its absence fails the test."""
+    url = os.environ.get("SWEETSPOT_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    try:
+        import sqlalchemy
+
+        engine = sqlalchemy.create_engine(url)
+        with engine.connect():
+            pass
+        engine.dispose()
+    except Exception as exc:  # noqa: BLE001 (any failure to connect means "no server")
+        reason = f"no PostgreSQL reachable at {url}: {str(exc).splitlines()[0]}"
+        if os.environ.get("SWEETSPOT_REQUIRE_POSTGRES"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return url
+
+
+@pytest.fixture
+def study_name(request):
+    """A study name unique to this test run, deleted afterwards from PostgreSQL if it is there."""
+    import uuid
+
+    name = f"{request.node.name[:40]}-{uuid.uuid4().hex[:8]}"
+    yield name
+
+
+def start_console_script(*args: str, cwd: Path, env: dict | None = None) -> subprocess.Popen:
+    exe = Path(sys.executable).with_name("sweetspot")
+    environ = {k: v for k, v in os.environ.items() if k != "SWEETSPOT_STORAGE"} | (env or {})
+    return subprocess.Popen([str(exe), *map(str, args)], cwd=cwd, env=environ, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)

@@ -1,0 +1,172 @@
+"""Workers against real databases: exact totals, killed workers, dropped connections, Ctrl-C."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import optuna
+import pytest
+import sqlalchemy
+import yaml
+from optuna.trial import TrialState
+
+from sweetspot.config import TRIAL_METRICS
+from sweetspot.study import QueueEmpty, open_storage, queue_trials
+from sweetspot.workers import drain, threads_per_worker
+from tests.conftest import TINY, run_console_script, start_console_script
+
+# Trials that take a couple of seconds, never reused, so that there is time to kill or interrupt them.
+SLOW = TINY | {"search": {"batch_size": [32, 32], "epochs": [25, 25], "repeats": True}}
+
+
+def _states(url: str, name: str) -> list[TrialState]:
+    return [t.state for t in optuna.load_study(study_name=name, storage=url).get_trials(deepcopy=False)]
+
+
+def _wait(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def test_threads_per_worker_splits_the_cores():
+    assert threads_per_worker(1, cores=2) == 2
+    assert threads_per_worker(4, cores=2) == 1
+    assert threads_per_worker(3, cores=16) == 5
+
+
+def test_queue_storage_runs_only_queued_trials(storage_url):
+    storage = open_storage(storage_url)
+    study = optuna.create_study(study_name="q", storage=storage)
+    with pytest.raises(QueueEmpty):
+        study.ask()  # nothing queued: no trial is created
+    queue_trials(study, 2)
+    done = drain(study, lambda t: t.suggest_float("x", 0, 1), patience=1)
+    assert done == 2
+    assert [t.state for t in study.get_trials()] == [TrialState.COMPLETE] * 2
+
+
+def test_drain_stops_after_max_trials(storage_url):
+    study = optuna.create_study(study_name="q", storage=open_storage(storage_url))
+    queue_trials(study, 5)
+    assert drain(study, lambda t: t.suggest_float("x", 0, 1), max_trials=3) == 3
+    assert sum(s == TrialState.WAITING for s in _states(storage_url, "q")) == 2
+
+
+def test_four_workers_run_exactly_the_requested_trials_on_postgres(tiny_config_file, tmp_path, postgres_url, study_name):
+    result = run_console_script(
+        "run", tiny_config_file, "--storage", postgres_url, "--study", study_name, "--workers", "4", "--trials", "20",
+        "--log-dir", tmp_path / "logs", cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    trials = optuna.load_study(study_name=study_name, storage=postgres_url).trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 20
+    assert sorted(t.number for t in trials) == list(range(20))
+    assert all(set(TRIAL_METRICS) | {"seed", "worker"} <= set(t.user_attrs) for t in trials)
+    assert len({t.user_attrs["worker"] for t in trials}) > 1  # the work was shared
+    logs = sorted((tmp_path / "logs").iterdir())
+    assert len(logs) == 4 and all("ran" in p.read_text() for p in logs)
+
+
+def test_a_killed_workers_trial_is_failed_and_run_again(write_config, tmp_path, postgres_url, study_name):
+    config = write_config()
+    config.write_text(yaml.safe_dump(SLOW))
+    beat = ["--heartbeat", "1", "--grace", "3"]
+    queued = run_console_script("run", config, "--storage", postgres_url, "--study", study_name, "--workers", "0",
+                                "--trials", "4", cwd=tmp_path)
+    assert queued.returncode == 0, queued.stderr
+    victim = start_console_script("worker", config, "--storage", postgres_url, "--study", study_name, *beat, cwd=tmp_path)
+    study = optuna.load_study(study_name=study_name, storage=postgres_url)
+
+    def victim_is_training() -> bool:
+        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        return any(t.user_attrs.get("worker", "").endswith(f":{victim.pid}") for t in running)
+
+    _wait(victim_is_training, 60, "the first worker to start a trial")
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    survivor = run_console_script("worker", config, "--storage", postgres_url, "--study", study_name, *beat, cwd=tmp_path)
+    assert survivor.returncode == 0, survivor.stderr
+    trials = optuna.load_study(study_name=study_name, storage=postgres_url).trials
+    states = [t.state for t in trials]
+    assert states.count(TrialState.COMPLETE) == 4 and TrialState.RUNNING not in states
+    (killed,) = [t for t in trials if t.state == TrialState.FAIL]
+    (retry,) = [t for t in trials if t.system_attrs.get("failed_trial") == killed.number]
+    assert retry.state == TrialState.COMPLETE and retry.params == killed.params
+    assert retry.user_attrs["seed"] == killed.user_attrs["seed"]  # the retry trains the same teacher
+
+
+def test_workers_recover_when_the_database_drops_every_connection(write_config, tmp_path, postgres_url, study_name):
+    config = write_config()
+    config.write_text(yaml.safe_dump(SLOW | {"search": {"batch_size": [32, 32], "epochs": [8, 8], "repeats": True}}))
+    run = start_console_script("run", config, "--storage", postgres_url, "--study", study_name, "--workers", "2",
+                               "--trials", "8", "--log-dir", tmp_path / "logs", cwd=tmp_path)
+    engine = sqlalchemy.create_engine(postgres_url)
+
+    def completed() -> int:
+        try:
+            return _states(postgres_url, study_name).count(TrialState.COMPLETE)
+        except Exception:  # noqa: BLE001 (the study may not exist yet)
+            return 0
+
+    _wait(lambda: completed() >= 2, 120, "two finished trials")
+    with engine.connect() as connection:
+        dropped = connection.execute(sqlalchemy.text(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )).scalar()
+    engine.dispose()
+    assert dropped > 0
+    _, stderr = run.communicate(timeout=300)
+    assert run.returncode == 0, stderr
+    states = _states(postgres_url, study_name)
+    assert states.count(TrialState.COMPLETE) == 8 and TrialState.RUNNING not in states
+
+
+def test_sigint_stops_every_worker_and_leaves_no_running_trial(write_config, tmp_path, postgres_url, study_name):
+    config = write_config()
+    config.write_text(yaml.safe_dump(SLOW))
+    run = start_console_script("run", config, "--storage", postgres_url, "--study", study_name, "--workers", "3",
+                               "--trials", "30", "--log-dir", tmp_path / "logs", cwd=tmp_path)
+
+    def three_running() -> bool:
+        try:
+            return _states(postgres_url, study_name).count(TrialState.RUNNING) == 3
+        except Exception:  # noqa: BLE001 (the study may not exist yet)
+            return False
+
+    _wait(three_running, 120, "three running trials")
+    start = time.monotonic()
+    run.send_signal(signal.SIGINT)
+    _, stderr = run.communicate(timeout=60)
+    assert time.monotonic() - start < 15
+    assert run.returncode == 130 and "interrupted" in stderr
+    trials = optuna.load_study(study_name=study_name, storage=postgres_url).trials
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    assert len(failed) == 3 and all(t.user_attrs.get("fail_reason") == "interrupted" for t in failed)
+
+
+def test_several_workers_share_an_sqlite_study(tiny_config_file, tmp_path):
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    result = run_console_script("run", tiny_config_file, "--storage", url, "--workers", "3", "--trials", "12",
+                                "--log-dir", tmp_path / "logs", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert _states(url, "tiny") == [TrialState.COMPLETE] * 12
+    assert "database is locked" not in "".join(p.read_text() for p in (tmp_path / "logs").iterdir())
+
+
+def test_a_storage_password_never_shows(tiny_config_file, tmp_path, postgres_url, study_name):
+    secret = postgres_url.replace("postgres@", "postgres:s3cret-pw@")  # trust auth ignores the password
+    result = run_console_script("run", tiny_config_file, "--storage", secret, "--study", study_name, "--workers", "2",
+                                "--trials", "2", "--log-dir", tmp_path / "logs", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "postgres:***@" in result.stdout
+    seen = result.stdout + result.stderr + "".join(p.read_text() for p in (tmp_path / "logs").iterdir())
+    assert "s3cret-pw" not in seen
+    exported = run_console_script("export", "--storage", secret, "--study", study_name, cwd=tmp_path)
+    assert exported.returncode == 0 and "s3cret-pw" not in exported.stdout + exported.stderr
