@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 from sweetspot import __version__
-from sweetspot.errors import SweetspotError
+from sweetspot.errors import ConfigError, SweetspotError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -50,8 +51,13 @@ def _setup_compute(args: argparse.Namespace) -> Any:
 
     from sweetspot.objective import resolve_device
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    threads = args.threads or os.environ.get("SWEETSPOT_THREADS")
+    if threads:
+        try:
+            threads = _positive_int(str(threads))
+        except argparse.ArgumentTypeError as exc:
+            raise ConfigError(f"SWEETSPOT_THREADS: {exc}") from None
+        torch.set_num_threads(threads)
     return resolve_device(args.device)
 
 
@@ -163,6 +169,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     import signal
+    import time
 
     from optuna.trial import TrialState
 
@@ -178,6 +185,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     study, splits, _ = _open(args, config)
     queued = count_states(study)[TrialState.WAITING]
+    deadline = time.monotonic() + args.wait_for_queue
+    while not queued and time.monotonic() < deadline:  # the step that queues may not have run yet
+        time.sleep(2)
+        queued = count_states(study)[TrialState.WAITING]
     total = min(queued, args.trials) if args.trials else queued
     ran = drain_with_progress(study, Objective(config, splits), total, progress=not args.no_progress,
                               max_trials=args.trials, patience=args.grace + 2 * args.heartbeat)
@@ -245,7 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
     storage.add_argument("--study", metavar="NAME", help="study name (run: default the config's name; export: default the storage's only study)")
     compute = _Parser(add_help=False)
     compute.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
-    compute.add_argument("--threads", type=_positive_int, metavar="N", help="torch CPU threads (default: torch's own, all cores)")
+    compute.add_argument("--threads", type=_positive_int, metavar="N",
+                         help="torch CPU threads (default: $SWEETSPOT_THREADS, else all cores; run --workers N: cores / N)")
     common = _Parser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show tracebacks")
 
@@ -268,6 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = sub.add_parser("worker", parents=[storage, compute, workers, common], help="run queued trials of a study until none is left")
     worker.add_argument("--trials", type=_positive_int, metavar="N", help="stop after N trials of this worker (default: until the queue is empty)")
+    worker.add_argument("--wait-for-queue", type=_non_negative_int, default=0, metavar="S",
+                        help="if nothing is queued yet, wait up to S seconds for queued trials (default: 0)")
 
     export = sub.add_parser("export", parents=[storage, compute, common], help="write the best teacher configuration(s)")
     export.add_argument("--out", metavar="FILE", help="output file (default: standard output)")

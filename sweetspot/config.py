@@ -23,7 +23,8 @@ import yaml
 from sweetspot.errors import ConfigError
 
 # Every metric a trial stores as a user attribute; objectives are chosen among these.
-# Name -> what it is. The entropy grid adds ``teacher_entropy_T{t}`` for each t in ENTROPY_GRID.
+# Name -> what it is: the scalar metrics, one user attribute each. Besides these, a trial stores
+# RECORD_ATTRS (grouped, to keep a trial's storage writes few: each attribute is one transaction).
 ENTROPY_GRID: tuple[int, ...] = (1, 2, 4, 8, 16, 20)
 TRIAL_METRICS: dict[str, str] = {
     "teacher_val_acc": "teacher accuracy on the validation split",
@@ -34,7 +35,11 @@ TRIAL_METRICS: dict[str, str] = {
     "student_val_acc": "student accuracy on the validation split, all classes",
     "student_withheld_acc": "student accuracy on the withheld classes (validation split)",
     "student_teacher_agreement": "top-1 agreement of student and teacher (validation split)",
-    **{f"teacher_entropy_T{t}": f"normalised soft-label entropy at T={t}" for t in ENTROPY_GRID},
+}
+RECORD_ATTRS: dict[str, str] = {
+    "teacher_entropy_by_T": "normalised soft-label entropy at each T of ENTROPY_GRID: {\"1\": ..., \"20\": ...}",
+    "time_s": "wall time of each phase: {\"teacher\", \"soft_labels\", \"student\", \"total\"}",
+    "seed": "the trial's seed",
 }
 DIRECTIONS = ("maximize", "minimize")
 SAMPLERS = ("tpe", "random", "nsga2")

@@ -42,7 +42,7 @@ class TeacherParams:
 
 @dataclass
 class TrialOutcome:
-    metrics: dict[str, float | None]
+    metrics: dict[str, Any]  # TRIAL_METRICS (floats, or None) and the grouped RECORD_ATTRS (dicts)
     teacher: nn.Module
     student: nn.Module
 
@@ -126,7 +126,7 @@ def run_trial(
         teacher, splits.x_train, splits.y_train,
         optimizer=optimizer, batch_size=params.batch_size, epochs=params.epochs, generator=generator,
     )
-    timings["time_teacher_s"] = time.perf_counter() - start
+    timings["teacher"] = time.perf_counter() - start
 
     start = time.perf_counter()
     index = transfer_indices(splits.y_train, withheld, config.distill.examples_per_class, seed)
@@ -134,7 +134,7 @@ def run_trial(
     transfer_logits = predict_logits(teacher, x_transfer)  # once; reused by every student epoch
     x_eval, y_eval = splits.evaluation(split)
     teacher_eval_logits = predict_logits(teacher, x_eval)
-    timings["time_soft_labels_s"] = time.perf_counter() - start
+    timings["soft_labels"] = time.perf_counter() - start
     if not torch.isfinite(transfer_logits).all():
         raise TrainingDiverged("teacher logits are not finite")
 
@@ -147,9 +147,9 @@ def run_trial(
         batch_size=config.student.batch_size, epochs=config.student.epochs, generator=generator,
     )
     student_eval_logits = predict_logits(student, x_eval)
-    timings["time_student_s"] = time.perf_counter() - start
+    timings["student"] = time.perf_counter() - start
 
-    metrics: dict[str, float | None] = {
+    metrics: dict[str, Any] = {
         "teacher_val_acc": accuracy(teacher_eval_logits, y_eval),
         "teacher_entropy": normalized_entropy(transfer_logits, temperature),
         "teacher_nontarget_entropy": nontarget_entropy(transfer_logits, y_transfer, temperature),
@@ -158,10 +158,9 @@ def run_trial(
         "student_val_acc": accuracy(student_eval_logits, y_eval),
         "student_withheld_acc": class_accuracy(student_eval_logits, y_eval, withheld) if withheld else None,
         "student_teacher_agreement": agreement(student_eval_logits, teacher_eval_logits),
-        **{f"teacher_entropy_T{t}": normalized_entropy(transfer_logits, t) for t in ENTROPY_GRID},
+        "teacher_entropy_by_T": {str(t): normalized_entropy(transfer_logits, t) for t in ENTROPY_GRID},
+        "time_s": {**timings, "total": sum(timings.values())},
     }
-    metrics.update(timings)
-    metrics["time_total_s"] = sum(timings.values())
     return TrialOutcome(metrics, teacher, student)
 
 

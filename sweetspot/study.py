@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import sqlalchemy.event
 import sqlalchemy.exc
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.engine import make_url
@@ -79,6 +80,28 @@ class Heartbeat:
     max_retry: int = 3
 
 
+def _serialize_sqlite(engine: sqlalchemy.engine.Engine) -> None:
+    """Make several worker processes safe on one SQLite file.
+
+    WAL lets readers go on while one process writes. pysqlite starts a transaction only at its
+    first write, so two processes could both read the same WAITING trial and both take it;
+    ``BEGIN IMMEDIATE`` takes the write lock when a transaction starts, so that such read-then-write
+    steps take turns (SQLAlchemy's documented recipe), and the 60 s busy timeout makes them wait.
+    """
+    with engine.connect() as connection:  # persistent in the file; not allowed inside a transaction
+        connection.exec_driver_sql("PRAGMA journal_mode=WAL")
+
+    @sqlalchemy.event.listens_for(engine, "connect")
+    def _no_implicit_transactions(dbapi_connection: Any, record: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    @sqlalchemy.event.listens_for(engine, "begin")
+    def _begin_immediate(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()  # connections opened before the listeners go
+
+
 def _retry(max_retry: int) -> optuna.storages.RetryHeartbeatStaleTrialCallback:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -118,8 +141,7 @@ def open_storage(url: str, *, must_exist: bool = False, heartbeat: Heartbeat | N
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             storage = QueueStorage(url, engine_kwargs=_engine_kwargs(backend), **beats)
         if backend == "sqlite":
-            with storage.engine.connect() as connection:  # persistent: readers no longer block the writer
-                connection.exec_driver_sql("PRAGMA journal_mode=WAL")
+            _serialize_sqlite(storage.engine)
         return storage
     except (ImportError, sqlalchemy.exc.NoSuchModuleError):
         raise StorageError(f"--storage: no driver for {parsed.drivername!r} in {shown!r} (for PostgreSQL use postgresql+psycopg://)") from None

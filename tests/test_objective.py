@@ -2,13 +2,12 @@ import optuna
 import pytest
 import torch
 
-from sweetspot.config import ENTROPY_GRID, TRIAL_METRICS, config_from_dict
+from sweetspot.config import ENTROPY_GRID, RECORD_ATTRS, TRIAL_METRICS, config_from_dict
 from sweetspot.errors import ConfigError, DataError
 from sweetspot.objective import Objective, TeacherParams, prepare, resolve_device, run_trial
 from tests.conftest import TINY
 
 CPU = torch.device("cpu")
-TIMINGS = {"time_teacher_s", "time_soft_labels_s", "time_student_s", "time_total_s"}
 
 
 @pytest.fixture(scope="module")
@@ -18,14 +17,16 @@ def tiny():
 
 
 def _science(metrics):
-    return {k: v for k, v in metrics.items() if k not in TIMINGS}
+    return {k: v for k, v in metrics.items() if k != "time_s"}
 
 
 def test_run_trial_stores_every_metric(tiny):
     config, splits = tiny
     metrics = run_trial(config, splits, TeacherParams(64, 2), seed=1).metrics
-    assert set(metrics) == set(TRIAL_METRICS) | TIMINGS
-    assert {f"teacher_entropy_T{t}" for t in ENTROPY_GRID} <= set(metrics)
+    assert set(metrics) == set(TRIAL_METRICS) | set(RECORD_ATTRS) - {"seed"}
+    assert list(metrics["teacher_entropy_by_T"]) == [str(t) for t in ENTROPY_GRID]
+    assert metrics["teacher_entropy_by_T"]["20"] > metrics["teacher_entropy_by_T"]["1"]
+    assert set(metrics["time_s"]) == {"teacher", "soft_labels", "student", "total"}
     assert all(0.0 <= metrics[k] <= 1.0 for k in TRIAL_METRICS)
 
 
@@ -53,7 +54,7 @@ def test_objective_records_metrics_as_user_attributes_and_returns_the_objectives
     study.optimize(Objective(config, splits), n_trials=2)
     for trial in study.trials:
         assert trial.state == optuna.trial.TrialState.COMPLETE
-        assert set(TRIAL_METRICS) | TIMINGS | {"seed"} <= set(trial.user_attrs)
+        assert set(TRIAL_METRICS) | set(RECORD_ATTRS) <= set(trial.user_attrs)
         assert trial.values == [trial.user_attrs[m] for m in config.objectives]
     assert study.trials[0].user_attrs["seed"] != study.trials[1].user_attrs["seed"]
 

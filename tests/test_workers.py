@@ -11,7 +11,7 @@ import sqlalchemy
 import yaml
 from optuna.trial import TrialState
 
-from sweetspot.config import TRIAL_METRICS
+from sweetspot.config import RECORD_ATTRS, TRIAL_METRICS
 from sweetspot.study import QueueEmpty, open_storage, queue_trials
 from sweetspot.workers import drain, threads_per_worker
 from tests.conftest import TINY, run_console_script, start_console_script
@@ -66,7 +66,7 @@ def test_four_workers_run_exactly_the_requested_trials_on_postgres(tiny_config_f
     trials = optuna.load_study(study_name=study_name, storage=postgres_url).trials
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 20
     assert sorted(t.number for t in trials) == list(range(20))
-    assert all(set(TRIAL_METRICS) | {"seed", "worker"} <= set(t.user_attrs) for t in trials)
+    assert all(set(TRIAL_METRICS) | set(RECORD_ATTRS) | {"worker"} <= set(t.user_attrs) for t in trials)
     assert len({t.user_attrs["worker"] for t in trials}) > 1  # the work was shared
     logs = sorted((tmp_path / "logs").iterdir())
     assert len(logs) == 4 and all("ran" in p.read_text() for p in logs)

@@ -1,0 +1,125 @@
+"""Storage throughput with many workers, and the storage's share of a real trial's wall time.
+
+A trivial objective that makes the same storage calls as a sweetspot trial (two suggestions, the
+same user attributes, heartbeats on) runs in 1, 4 and 8 worker processes on PostgreSQL and on
+SQLite; the figure is finished trials per second, timed from a common start signal to the last
+worker's exit (process start-up excluded). Then 8 processes run default-study trials at once (one
+thread each, as `run --workers 8` does on 2 cores), and the storage's share is
+(8 / trials-per-second with 8 workers) / (their mean trial wall time): the storage time each of 8
+workers spends per trial, under the contention of all 8, over the trial it serves.
+Target (issue 3): under 2 % with 8 workers.
+
+    .venv/bin/python benchmarks/storage_scaling.py [--postgres URL] [--trials 160]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import optuna
+
+from sweetspot.config import RECORD_ATTRS, TRIAL_METRICS, StudyConfig, batch_size_choices
+from sweetspot.study import Heartbeat, open_storage, queue_trials
+from sweetspot.workers import drain
+
+ATTRIBUTES = [*TRIAL_METRICS, *RECORD_ATTRS, "worker"]
+
+
+def trivial_objective(trial: optuna.Trial) -> tuple[float, float]:
+    search = StudyConfig().search
+    trial.suggest_categorical("batch_size", batch_size_choices(search.batch_size))
+    trial.suggest_int("epochs", *search.epochs, log=True)
+    for key in ATTRIBUTES:
+        trial.set_user_attr(key, 0.5)
+    return 0.5, 0.5
+
+
+def _worker(url: str, name: str, start: mp.Event) -> None:
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.load_study(study_name=name, storage=open_storage(url, heartbeat=Heartbeat()))
+    start.wait()
+    drain(study, trivial_objective, patience=5, poll=0.2)
+
+
+def trials_per_second(url: str, n_workers: int, n_trials: int) -> float:
+    name = f"bench-{uuid.uuid4().hex[:8]}"
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(study_name=name, storage=open_storage(url), directions=["maximize", "maximize"],
+                                sampler=optuna.samplers.RandomSampler(seed=0))
+    queue_trials(study, n_trials)
+    ctx = mp.get_context("spawn")
+    start = ctx.Event()
+    procs = [ctx.Process(target=_worker, args=(url, name, start)) for _ in range(n_workers)]
+    for p in procs:
+        p.start()
+    time.sleep(3 + n_workers)  # let every worker import and connect before the clock starts
+    began = time.perf_counter()
+    start.set()
+    for p in procs:
+        p.join()
+    elapsed = time.perf_counter() - began
+    finished = sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
+    assert finished == n_trials, f"{finished} of {n_trials} trials finished"
+    optuna.delete_study(study_name=name, storage=url)
+    return n_trials / elapsed
+
+
+def _real_trials(times: "mp.Queue") -> None:
+    import torch
+
+    from sweetspot.objective import TeacherParams, prepare, run_trial
+
+    torch.set_num_threads(1)  # what `run --workers 8` gives each worker on 2 cores
+    config = StudyConfig()
+    splits = prepare(config, torch.device("cpu"))
+    for batch_size, epochs in ((512, 6), (256, 10), (64, 5)):
+        start = time.perf_counter()
+        run_trial(config, splits, TeacherParams(batch_size, epochs), seed=0)
+        times.put(time.perf_counter() - start)
+
+
+def real_trial_seconds(n_workers: int) -> list[float]:
+    """Wall times of default-study trials (three settings typical of its Pareto region) while
+    ``n_workers`` processes run them at once, one thread each: a trial's wall time in such a study."""
+    ctx = mp.get_context("spawn")
+    times = ctx.Queue()
+    procs = [ctx.Process(target=_real_trials, args=(times,)) for _ in range(n_workers)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    return [times.get() for _ in range(3 * n_workers)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--trials", type=int, default=120)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 4, 8])
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        backends = {"postgresql": args.postgres, "sqlite": f"sqlite:///{Path(tmp) / 'bench.db'}"}
+        rates: dict[tuple[str, int], float] = {}
+        print(f"{'storage':<11} {'workers':>7} {'trials/s':>9}   ({args.trials} trials, trivial objective, heartbeats on)")
+        for backend, url in backends.items():
+            for n in args.workers:
+                rates[backend, n] = trials_per_second(url, n, args.trials)
+                print(f"{backend:<11} {n:>7} {rates[backend, n]:>9.1f}")
+    most = max(args.workers)
+    times = real_trial_seconds(most)
+    mean = statistics.mean(times)
+    print(f"default-study trial wall time with {most} workers: mean {mean:.2f} s (sd {statistics.stdev(times):.2f}, n={len(times)})")
+    for backend in backends:
+        per_trial = most / rates[backend, most]
+        print(f"storage share with {most} workers on {backend}: {per_trial:.3f} s per trial = {100 * per_trial / mean:.2f} % of a trial")
+
+
+if __name__ == "__main__":
+    main()
