@@ -30,13 +30,16 @@ EXPORT_FORMATS = ("yaml", "json")
 
 
 def ordered_front(study: optuna.Study) -> list[FrozenTrial]:
-    """The Pareto front in the documented order (see SELECTION_RULE)."""
+    """The Pareto front in the documented order (see SELECTION_RULE), each teacher once: a trial
+    that reused another's result (``reused_from``) is left out when that trial is on the front."""
 
     def key(trial: FrozenTrial) -> tuple[float, ...]:
         signed = [-v if d == StudyDirection.MAXIMIZE else v for v, d in zip(trial.values, study.directions)]
         return (*signed, trial.number)
 
-    return sorted(study.best_trials, key=key)
+    front = study.best_trials
+    numbers = {t.number for t in front}
+    return sorted((t for t in front if t.user_attrs.get("reused_from") not in numbers), key=key)
 
 
 def teacher_recipe(config: StudyConfig, trial: FrozenTrial) -> dict[str, Any]:
@@ -137,15 +140,10 @@ def score_on_test(config: StudyConfig, splits: Any, trials: list[FrozenTrial]) -
     from sweetspot.objective import params_from_dict, run_trial
 
     scores: dict[int, dict[str, Any]] = {}
-    done: dict[tuple[str, int], dict[str, Any]] = {}  # a reused result is the same teacher: score it once
     for trial in trials:
-        key = (json.dumps(trial.params, sort_keys=True), trial.user_attrs["seed"])
-        if key in done:
-            scores[trial.number] = done[key]
-            continue
         outcome = run_trial(config, splits, params_from_dict(trial.params), trial.user_attrs["seed"], split="test")
         m = outcome.metrics  # run_trial names its figures *_val_*; here they are on the test split
-        scores[trial.number] = done[key] = {
+        scores[trial.number] = {
             "teacher_acc": m["teacher_val_acc"],
             "student_acc": m["student_val_acc"],
             "student_withheld_acc": m["student_withheld_acc"],

@@ -83,11 +83,14 @@ def run_console_script(*args: str, cwd: Path, env: dict | None = None) -> subpro
     return subprocess.run([str(exe), *map(str, args)], cwd=cwd, env=environ, capture_output=True, text=True, timeout=600, check=False)
 
 
+POSTGRES_URL = os.environ.get("SWEETSPOT_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
 @pytest.fixture
 def postgres_url():
     """The machine's real PostgreSQL. Skipped when none is reachable, unless
     SWEETSPOT_REQUIRE_POSTGRES is set (CI sets it): then its absence fails the test."""
-    url = os.environ.get("SWEETSPOT_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    url = POSTGRES_URL
     try:
         import sqlalchemy
 
@@ -110,6 +113,13 @@ def study_name(request):
 
     name = f"{request.node.name[:40]}-{uuid.uuid4().hex[:8]}"
     yield name
+    if "postgres_url" in request.fixturenames:
+        import optuna
+
+        try:
+            optuna.delete_study(study_name=name, storage=request.getfixturevalue("postgres_url"))
+        except KeyError:
+            pass  # the test never created it
 
 
 def start_console_script(*args: str, cwd: Path, env: dict | None = None) -> subprocess.Popen:

@@ -30,6 +30,13 @@ def test_ordered_front_respects_minimisation_and_ties():
     assert [t.number for t in ordered_front(study)] == [1, 2]  # equal values: lower number first
 
 
+def test_ordered_front_lists_a_reused_result_once():
+    study = optuna.create_study(directions=["maximize"])
+    for attrs in ({}, {"reused_from": 0}, {}):
+        study.add_trial(create_trial(values=[0.9], params={"batch_size": 16, "epochs": 1}, distributions=DISTS, user_attrs=attrs))
+    assert [t.number for t in ordered_front(study)] == [0, 2]
+
+
 def test_ordered_front_single_objective_keeps_all_best_ties():
     study = _study(["maximize"], [[0.5], [0.9], [0.9]])
     assert [t.number for t in ordered_front(study)] == [1, 2]
