@@ -88,3 +88,21 @@ def test_resolve_device():
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="'cuda:0' is not available here"):
             resolve_device("cuda:0")
+
+
+def test_objective_reuses_a_finished_trial_with_the_same_parameters_unless_repeats_are_asked():
+    one_point = TINY | {"search": {"batch_size": [32, 32], "epochs": [2, 2]}}
+    for repeats in (False, True):
+        config = config_from_dict(one_point | {"search": one_point["search"] | {"repeats": repeats}})
+        study = optuna.create_study(directions=list(config.objectives.values()))
+        study.optimize(Objective(config, prepare(config, CPU)), n_trials=2)
+        first, second = study.trials
+        assert first.params == second.params
+        if repeats:
+            assert "reused_from" not in second.user_attrs
+            assert second.user_attrs["seed"] != first.user_attrs["seed"]
+        else:
+            assert second.user_attrs["reused_from"] == 0
+            assert second.values == first.values
+            assert second.user_attrs["seed"] == first.user_attrs["seed"]  # an export retrains the same teacher
+            assert second.user_attrs["time_s"] == first.user_attrs["time_s"]
