@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import optuna
 import torch
@@ -26,8 +27,10 @@ from sweetspot.metrics import (
     off_target_mass,
 )
 from sweetspot.models import build_model, check_net
-from sweetspot.study import worker_id
+from sweetspot.study import STORAGE_ERRORS, worker_id
 from sweetspot.training import distill, make_optimizer, predict_logits, train_classifier
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -176,28 +179,41 @@ class Objective:
         self.splits = splits
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
-        params = suggest_params(trial, self.config)
+        params = with_retries(suggest_params, trial, self.config)
         # a retried trial (its worker died) keeps the seed it was first given
         seed = trial.user_attrs.get("seed", derive_seed(self.config.seed, trial.number))
-        trial.set_user_attr("worker", worker_id())
-        twin = None if self.config.search.repeats else _finished_twin(trial)
+        with_retries(trial.set_user_attr, "worker", worker_id())
+        twin = None if self.config.search.repeats else with_retries(_finished_twin, trial)
         if twin is not None:  # its seed comes along, so that an export retrains the same teacher
             metrics = {k: v for k, v in twin.user_attrs.items() if k != "worker"}
             metrics["reused_from"] = twin.number
         else:
-            trial.set_user_attr("seed", seed)
+            with_retries(trial.set_user_attr, "seed", seed)
             try:
                 metrics = run_trial(self.config, self.splits, params, seed).metrics
             except TrainingDiverged as exc:
-                trial.set_user_attr("fail_reason", str(exc))
+                with_retries(trial.set_user_attr, "fail_reason", str(exc))
                 return tuple(math.nan for _ in self.config.objectives)
             except KeyboardInterrupt:
                 trial.set_user_attr("fail_reason", "interrupted")
                 raise
         for key, value in metrics.items():
-            trial.set_user_attr(key, value)
+            with_retries(trial.set_user_attr, key, value)
         values = [metrics[m] for m in self.config.objectives]
         return tuple(math.nan if v is None else float(v) for v in values)
+
+
+def with_retries(call: Callable[..., T], *args: Any, attempts: int = 5, pause: float = 0.5) -> T:
+    """``call(*args)``, tried again when the database connection was lost (a server restart, a
+    dropped connection): the pool replaces the connection, and the trial need not fail for it."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return call(*args)
+        except STORAGE_ERRORS:
+            if attempt == attempts:
+                raise
+            time.sleep(pause * attempt)
+    raise AssertionError("unreachable")
 
 
 def _finished_twin(trial: optuna.Trial) -> FrozenTrial | None:

@@ -27,6 +27,8 @@ DEFAULT_STORAGE = "sqlite:///sweetspot.db"
 STORAGE_ENV = "SWEETSPOT_STORAGE"
 CONFIG_ATTR = "sweetspot_config"  # study user attribute holding the config as a dict
 SUPPORTED_BACKENDS = ("sqlite", "postgresql", "mysql")
+# what a lost or dropped database connection raises through Optuna's storage
+STORAGE_ERRORS = (optuna.exceptions.StorageInternalError, sqlalchemy.exc.OperationalError)
 
 
 def resolve_storage_url(arg: str | None) -> str:

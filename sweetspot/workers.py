@@ -22,15 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-import sqlalchemy.exc
 from optuna.trial import FrozenTrial, TrialState
 
 from sweetspot.errors import StorageError
-from sweetspot.study import QueueEmpty, best_so_far
+from sweetspot.study import STORAGE_ERRORS, QueueEmpty, best_so_far
 
 log = logging.getLogger("sweetspot.workers")
 TrialCallback = Callable[[optuna.Study, FrozenTrial], None]
-STORAGE_ERRORS = (optuna.exceptions.StorageInternalError, sqlalchemy.exc.OperationalError)
 
 
 def drain(

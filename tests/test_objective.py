@@ -50,6 +50,7 @@ def test_run_trial_more_training_lowers_entropy(tiny):
 
 def test_objective_records_metrics_as_user_attributes_and_returns_the_objectives(tiny):
     config, splits = tiny
+    config = config_from_dict(TINY | {"search": TINY["search"] | {"repeats": True}})  # no reuse: two trainings
     study = optuna.create_study(directions=list(config.objectives.values()))
     study.optimize(Objective(config, splits), n_trials=2)
     for trial in study.trials:
@@ -106,3 +107,24 @@ def test_objective_reuses_a_finished_trial_with_the_same_parameters_unless_repea
             assert second.values == first.values
             assert second.user_attrs["seed"] == first.user_attrs["seed"]  # an export retrains the same teacher
             assert second.user_attrs["time_s"] == first.user_attrs["time_s"]
+
+
+def test_with_retries_rides_out_a_lost_connection_but_not_forever():
+    from sweetspot.objective import with_retries
+
+    calls = []
+
+    def flaky(value):
+        calls.append(value)
+        if len(calls) < 3:
+            raise optuna.exceptions.StorageInternalError("server closed the connection unexpectedly")
+        return value
+
+    assert with_retries(flaky, 7, pause=0.01) == 7 and calls == [7, 7, 7]
+    def always_down():
+        calls.append("down")
+        raise optuna.exceptions.StorageInternalError("down")
+
+    with pytest.raises(optuna.exceptions.StorageInternalError):
+        with_retries(always_down, attempts=2, pause=0.01)
+    assert calls.count("down") == 2
