@@ -229,7 +229,9 @@ def cmd_trial(args: argparse.Namespace) -> int:
     splits = prepare(config, _setup_compute(args))
     seed = config.seed if args.seed is None else args.seed
     outcome = run_trial(config, splits, TeacherParams(args.batch_size, args.epochs), seed, split=args.split)
-    record = {"batch_size": args.batch_size, "epochs": args.epochs, "seed": seed, "split": args.split, **outcome.metrics}
+    # run_trial names its figures *_val_*; say which split they are on
+    scores = {k.replace("_val_", f"_{args.split}_"): v for k, v in outcome.metrics.items()}
+    record = {"batch_size": args.batch_size, "epochs": args.epochs, "seed": seed, "split": args.split, **scores}
     if args.format == "json":
         print(json.dumps(record, indent=2))
     else:

@@ -69,6 +69,10 @@ def test_trial_command_prints_metrics_as_json(cli, tiny_config_file):
     code, out, _ = cli("trial", tiny_config_file, "--batch-size", "64", "--epochs", "2", "--format", "json")
     record = json.loads(out)
     assert code == 0 and record["batch_size"] == 64 and set(TRIAL_METRICS) <= set(record)
+    code, out, _ = cli("trial", tiny_config_file, "--batch-size", "64", "--epochs", "2", "--format", "json", "--split", "test")
+    on_test = json.loads(out)
+    assert code == 0 and "student_test_acc" in on_test and "student_val_acc" not in on_test
+    assert on_test["teacher_entropy"] == record["teacher_entropy"]  # same teacher, scored elsewhere
 
 
 BAD_RUN_INPUTS = [
