@@ -70,7 +70,7 @@ def trials_per_second(url: str, n_workers: int, n_trials: int) -> float:
     return n_trials / elapsed
 
 
-def _real_trials(times: "mp.Queue") -> None:
+def _real_trials(times: mp.Queue) -> None:
     import torch
 
     from sweetspot.objective import TeacherParams, prepare, run_trial
