@@ -60,6 +60,17 @@ def _setup_compute(args: argparse.Namespace) -> Any:
     return resolve_device(args.device)
 
 
+def _with_data_flags(args: argparse.Namespace, config: Any) -> Any:
+    """``--data-dir`` and ``--download`` over the config's (they say where the files are, not what
+    the study is, so a study accepts them from any machine)."""
+    from dataclasses import replace
+
+    if not (args.data_dir or args.download):
+        return config
+    data = replace(config.data, data_dir=args.data_dir or config.data.data_dir, download=args.download or config.data.download)
+    return replace(config, data=data)
+
+
 def _quiet_optuna() -> None:
     import optuna
 
@@ -133,7 +144,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from sweetspot.study import count_states, queue_trials
     from sweetspot.workers import Launch, drain_with_progress, supervise, threads_per_worker
 
-    config = load_config(args.config)
+    config = _with_data_flags(args, load_config(args.config))
     if args.workers > 1 and args.threads is None:
         args.threads = threads_per_worker(args.workers)
     study, splits, url = _open(args, config)
@@ -152,7 +163,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         import torch
 
         worker_args = [*([args.config] if args.config else []), "--study", study.study_name, "--device", args.device,
-                       "--heartbeat", str(args.heartbeat), "--grace", str(args.grace)]
+                       "--heartbeat", str(args.heartbeat), "--grace", str(args.grace),
+                       *(["--data-dir", args.data_dir] if args.data_dir else []), *(["--download"] if args.download else [])]
         gpus = torch.cuda.device_count() if args.device != "cpu" else 0
         launch = Launch(args.workers, worker_args, url, Path(args.log_dir), study.study_name, args.threads, gpus)
         code = supervise(launch, study, total, progress=not args.no_progress)
@@ -181,7 +193,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt  # docker stop, kubectl delete: fail the running trial and exit
 
     signal.signal(signal.SIGTERM, stop)
-    config = load_config(args.config)
+    config = _with_data_flags(args, load_config(args.config))
     study, splits, _ = _open(args, config)
     queued = count_states(study)[TrialState.WAITING]
     deadline = time.monotonic() + args.wait_for_queue
@@ -204,6 +216,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     fmt = export_format(args.out, args.format)
     url = resolve_storage_url(args.storage)
     study, config = load_study(open_storage(url, must_exist=True), args.study)
+    config = _with_data_flags(args, config)
     front = front_or_fail(study)
     splits = prepare(config, _setup_compute(args))
     document = build_export(study, config, mask_url(url), score_on_test(config, splits, front))
@@ -225,7 +238,7 @@ def cmd_trial(args: argparse.Namespace) -> int:
     from sweetspot.config import load_config
     from sweetspot.objective import TeacherParams, prepare, run_trial
 
-    config = load_config(args.config)
+    config = _with_data_flags(args, load_config(args.config))
     splits = prepare(config, _setup_compute(args))
     seed = config.seed if args.seed is None else args.seed
     outcome = run_trial(config, splits, TeacherParams(args.batch_size, args.epochs), seed, split=args.split)
@@ -257,6 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
     storage.add_argument("--study", metavar="NAME", help="study name (run: default the config's name; export: default the storage's only study)")
     compute = _Parser(add_help=False)
     compute.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
+    compute.add_argument("--data-dir", metavar="DIR", help="where the dataset files are (default: the config's data.data_dir, "
+                         "else $SWEETSPOT_DATA, else ~/.cache/sweetspot)")
+    compute.add_argument("--download", action="store_true", help="let torchvision download a missing dataset")
     compute.add_argument("--threads", type=_positive_int, metavar="N",
                          help="torch CPU threads (default: $SWEETSPOT_THREADS, else all cores; run --workers N: cores / N)")
     common = _Parser(add_help=False)

@@ -50,7 +50,9 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 class DataConfig:
     name: str = "digits"  # dataset registry key: see data.py
     val_fraction: float = 0.2  # share of the examples carved (seeded) for validation
-    test_fraction: float = 0.2  # share held out; used only by `sweetspot export`
+    test_fraction: float = 0.2  # share held out (datasets without an official test split); read only by export
+    data_dir: str | None = None  # where the files are (default: $SWEETSPOT_DATA, else ~/.cache/sweetspot)
+    download: bool = False  # let torchvision fetch a missing dataset
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,8 @@ class StudyConfig:
         """What must match for two runs to share a study (everything but the run length)."""
         science = self.to_dict()
         science.pop("n_trials")
+        for where in ("data_dir", "download"):  # where the same files are, not what they are
+            science["data"].pop(where)
         return science
 
 

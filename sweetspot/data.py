@@ -13,8 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from sweetspot import sources
 from sweetspot.config import DataConfig, did_you_mean
 from sweetspot.errors import DataError
+from sweetspot.sources import Raw
 
 
 @dataclass(frozen=True)
@@ -47,16 +49,12 @@ class Splits:
         raise ValueError(f"split must be 'val' or 'test', got {split!r}")
 
 
-def _load_digits() -> tuple[np.ndarray, np.ndarray, int]:
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    return bunch.data.astype(np.float32) / 16.0, bunch.target.astype(np.int64), 10
-
-
-# name -> loader returning (all examples, all labels, number of classes)
-DATASETS: dict[str, Callable[[], tuple[np.ndarray, np.ndarray, int]]] = {
-    "digits": _load_digits,
+# name -> loader(data_dir, download) -> Raw
+DATASETS: dict[str, Callable[[str | None, bool], Raw]] = {
+    "digits": lambda data_dir, download: sources.load_digits(),
+    "mnist": lambda data_dir, download: sources.load_mnist_family("mnist", "MNIST", data_dir, download),
+    "fashion-mnist": lambda data_dir, download: sources.load_mnist_family("fashion-mnist", "FashionMNIST", data_dir, download),
+    "cifar10": sources.load_cifar10,
 }
 
 
@@ -71,15 +69,24 @@ def check_dataset(name: str) -> None:
 def load_splits(config: DataConfig, seed: int) -> Splits:
     """Load ``config.name`` and split it, stratified and seeded; features standardised on train.
 
-    Cached per process: every trial of a worker reuses the same tensors.
+    A dataset with an official test split keeps it as the test split and carves the validation
+    split (``val_fraction`` of its training data) from the rest; one without (digits) carves both
+    from all its examples. Cached per process: every trial of a worker reuses the same tensors.
     """
     from sklearn.model_selection import train_test_split
 
     check_dataset(config.name)
-    x, y, n_classes = DATASETS[config.name]()
-    index = np.arange(len(y))
-    rest, test = train_test_split(index, test_size=config.test_fraction, random_state=seed, stratify=y)
-    val_share = config.val_fraction / (1.0 - config.test_fraction)
+    raw = DATASETS[config.name](config.data_dir, config.download)
+    if raw.x_test is None or raw.y_test is None:
+        index = np.arange(len(raw.y_train))
+        rest, test = train_test_split(index, test_size=config.test_fraction, random_state=seed, stratify=raw.y_train)
+        val_share = config.val_fraction / (1.0 - config.test_fraction)
+        x, y = raw.x_train, raw.y_train
+    else:
+        x = np.concatenate([raw.x_train, raw.x_test])
+        y = np.concatenate([raw.y_train, raw.y_test])
+        rest, test = np.arange(len(raw.y_train)), np.arange(len(raw.y_train), len(y))
+        val_share = config.val_fraction
     train, val = train_test_split(rest, test_size=val_share, random_state=seed, stratify=y[rest])
     mean = x[train].mean(axis=0)
     std = x[train].std(axis=0)
@@ -87,10 +94,10 @@ def load_splits(config: DataConfig, seed: int) -> Splits:
     x = (x - mean) / std
 
     def tensors(ix: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        return torch.from_numpy(np.ascontiguousarray(x[ix])), torch.from_numpy(y[ix])
+        return torch.from_numpy(np.ascontiguousarray(x[ix], dtype=np.float32)), torch.from_numpy(y[ix])
 
     (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = tensors(train), tensors(val), tensors(test)
-    return Splits(config.name, n_classes, x_tr, y_tr, x_va, y_va, x_te, y_te)
+    return Splits(config.name, raw.n_classes, x_tr, y_tr, x_va, y_va, x_te, y_te)
 
 
 def check_classes(classes: tuple[int, ...], n_classes: int) -> None:

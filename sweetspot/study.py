@@ -197,8 +197,7 @@ def open_study(storage: optuna.storages.BaseStorage, name: str, config: StudyCon
         before = existing.user_attrs.get(CONFIG_ATTR)
         if before is None:
             raise StorageError(f"--study: {name!r} exists and was not created by sweetspot; choose another name")
-        diff = config_diff(before, config.to_dict())
-        diff = [d for d in diff if not d.startswith("n_trials:")]
+        diff = config_diff(config_from_dict(before).fingerprint(), config.fingerprint())
         if diff:
             shown = "; ".join(diff[:3]) + (f"; and {len(diff) - 3} more" if len(diff) > 3 else "")
             raise ConfigError(

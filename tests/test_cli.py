@@ -160,3 +160,16 @@ def test_optuna_dashboard_reads_the_study_with_its_metric_names(cli, tiny_config
     assert len(detail["trials"]) == 2
     attrs = {a["key"] for a in detail["trials"][0]["user_attrs"]}
     assert {"teacher_entropy", "student_withheld_acc", "seed"} <= attrs
+
+
+def test_run_on_mnist_files_with_data_dir_and_a_missing_dataset_is_one_line(cli, write_config, storage_url, tmp_path):
+    from tests.test_sources import write_mnist
+
+    config = write_config({"data.name": "mnist", "search.batch_size": [16, 32], "distill.withheld_classes": [3]})
+    code, _, err = cli("run", config, "--storage", storage_url, "--data-dir", tmp_path / "empty", "--no-progress")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "mnist: files not found" in err and "--download" in err
+    write_mnist(tmp_path / "files" / "MNIST" / "raw", n_train=100, n_test=30)
+    code, out, err = cli("run", config, "--storage", storage_url, "--data-dir", tmp_path / "files", "--trials", "2", "--no-progress")
+    assert code == 0, err
+    assert "2 finished of 2 trials" in out

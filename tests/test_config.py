@@ -37,9 +37,9 @@ def test_config_stored_form_round_trips():
     assert config_from_dict(c.to_dict()) == c
 
 
-def test_config_fingerprint_ignores_only_n_trials():
+def test_config_fingerprint_ignores_only_run_length_and_file_location():
     a = config_from_dict({"n_trials": 3})
-    b = config_from_dict({"n_trials": 50})
+    b = config_from_dict({"n_trials": 50, "data": {"data_dir": "/elsewhere", "download": True}})
     assert a.fingerprint() == b.fingerprint()
     assert config_from_dict({"seed": 1}).fingerprint() != a.fingerprint()
 

@@ -9,9 +9,9 @@ from sweetspot.errors import DataError
 def test_load_splits_digits_sizes_and_disjointness():
     s = load_splits(DataConfig(), seed=0)
     n = len(s.y_train) + len(s.y_val) + len(s.y_test)
-    assert n == 1797 and s.n_classes == 10 and s.input_shape == (64,)
+    assert n == 1797 and s.n_classes == 10 and s.input_shape == (1, 8, 8)
     assert len(s.y_test) == 360 and len(s.y_val) == 360
-    rows = {tuple(r) for split in (s.x_train, s.x_val, s.x_test) for r in split.tolist()}
+    rows = {tuple(r) for split in (s.x_train, s.x_val, s.x_test) for r in split.flatten(1).tolist()}
     assert len(rows) > 1700  # digits has a few duplicate images; splits are otherwise disjoint
     assert s.x_train.dtype == torch.float32 and s.y_train.dtype == torch.int64
 
@@ -26,7 +26,7 @@ def test_load_splits_is_seeded_and_stratified():
 
 def test_load_splits_standardises_on_the_training_split():
     s = load_splits(DataConfig(), 0)
-    mean, std = s.x_train.mean(0), s.x_train.std(0)
+    mean, std = s.x_train.flatten(1).mean(0), s.x_train.flatten(1).std(0)
     varying = std > 0
     assert torch.allclose(mean, torch.zeros(64), atol=1e-5)
     assert torch.allclose(std[varying], torch.ones(int(varying.sum())), atol=1e-2)

@@ -1,0 +1,162 @@
+"""Reading the datasets from disk, through torchvision's dataset classes, into numpy arrays.
+
+Every file is checked before it is used (format, shape, sizes, label range): a truncated, corrupt or
+wrongly shaped file is a DataError naming it, never a silently wrong dataset. A missing dataset is a
+DataError saying which files are expected where, and how to get them.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import pickle
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sweetspot.errors import DataError
+
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
+IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+CIFAR_FILES = (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta")
+
+
+@dataclass(frozen=True)
+class Raw:
+    """A dataset as read: images as float32 in [0, 1], shape (N, C, H, W); labels int64."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray | None  # None: no official test split (it is carved from the data)
+    y_test: np.ndarray | None
+    n_classes: int
+
+
+def default_root() -> Path:
+    """Where datasets are looked for and downloaded: $SWEETSPOT_DATA, else ~/.cache/sweetspot."""
+    return Path(os.environ.get("SWEETSPOT_DATA") or Path.home() / ".cache" / "sweetspot")
+
+
+def load_digits() -> Raw:
+    from sklearn.datasets import load_digits as sklearn_digits
+
+    bunch = sklearn_digits()
+    x = (bunch.data.astype(np.float32) / 16.0).reshape(-1, 1, 8, 8)
+    return Raw(x, bunch.target.astype(np.int64), None, None, 10)
+
+
+def check_idx(path: Path, ndim: int, shape: tuple[int, ...] | None = None) -> int:
+    """Check an IDX file's header and size against what the MNIST family must hold; returns N."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as handle:
+            data = handle.read()
+    except (OSError, EOFError) as exc:
+        raise DataError(f"{path}: unreadable ({exc})") from None
+    if len(data) < 4 + 4 * ndim or data[:3] != b"\x00\x00\x08" or data[3] != ndim:
+        raise DataError(f"{path}: not an IDX file of unsigned bytes with {ndim} dimension(s)")
+    dims = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    if shape is not None and dims[1:] != shape:
+        raise DataError(f"{path}: images are {dims[1:]}, expected {shape}")
+    expected = 4 + 4 * ndim + int(np.prod(dims))
+    if len(data) != expected:
+        raise DataError(f"{path}: {len(data)} bytes, expected {expected} for shape {dims} (truncated or corrupt)")
+    return dims[0]
+
+
+def _find_idx(raw: Path, candidates: list[Path]) -> None:
+    """Make the four uncompressed IDX files torchvision reads exist in ``raw``, unpacking gzipped
+    copies found in ``candidates`` (a data directory, Debian's package) when needed."""
+    for name in IDX_FILES:
+        if (raw / name).is_file():
+            continue
+        for folder in candidates:
+            packed = folder / f"{name}.gz"
+            if packed.is_file():
+                raw.mkdir(parents=True, exist_ok=True)
+                with gzip.open(packed, "rb") as source, open(raw / name, "wb") as target:
+                    shutil.copyfileobj(source, target)
+                break
+
+
+def load_mnist_family(name: str, class_name: str, data_dir: str | None, download: bool) -> Raw:
+    """MNIST or Fashion-MNIST through torchvision: 28 x 28 grey images, 10 classes, official test split."""
+    import torchvision.datasets
+
+    root = Path(data_dir) if data_dir else default_root()
+    raw = root / class_name / "raw"
+    candidates = [raw, root, root / class_name]
+    if class_name == "FashionMNIST":
+        candidates.append(DEBIAN_FASHION_MNIST)
+    _find_idx(raw, candidates)
+    missing = [n for n in IDX_FILES if not (raw / n).is_file()]
+    if missing and not download:
+        hint = " or install Debian's dataset-fashion-mnist" if class_name == "FashionMNIST" else ""
+        raise DataError(
+            f"{name}: files not found: {', '.join(missing)} in {raw} (or gzipped in {root}); "
+            f"pass --data-dir DIR, --download to let torchvision fetch them{hint}"
+        )
+    cls = getattr(torchvision.datasets, class_name)
+    arrays = []
+    for train in (True, False):
+        if not missing:
+            prefix = "train" if train else "t10k"
+            n_images = check_idx(raw / f"{prefix}-images-idx3-ubyte", 3, (28, 28))
+            n_labels = check_idx(raw / f"{prefix}-labels-idx1-ubyte", 1)
+            if n_images != n_labels:
+                raise DataError(f"{raw / prefix}-*: {n_images} images but {n_labels} labels")
+        try:
+            dataset = cls(str(root), train=train, download=download)
+        except Exception as exc:  # noqa: BLE001 (torchvision raises plain errors for absent or bad files)
+            raise DataError(f"{name}: cannot load {raw}: {str(exc).splitlines()[0]}") from None
+        x = dataset.data.numpy().astype(np.float32)[:, None] / 255.0
+        y = dataset.targets.numpy().astype(np.int64)
+        arrays += [x, _check_labels(y, 10, raw)]
+    return Raw(*arrays, n_classes=10)
+
+
+def load_cifar10(data_dir: str | None, download: bool) -> Raw:
+    """CIFAR-10 through torchvision (the python pickle batches): 32 x 32 colour images, 10 classes."""
+    import torchvision.datasets
+
+    class CIFAR10(torchvision.datasets.CIFAR10):
+        # torchvision checks every batch against the official checksums; sweetspot checks shapes,
+        # sizes and labels itself, so that the loader can be tested on small files of the same format
+        def _check_integrity(self) -> bool:
+            return all((Path(self.root) / self.base_folder / f).is_file() for f in CIFAR_FILES)
+
+        def _load_meta(self) -> None:
+            with open(Path(self.root) / self.base_folder / self.meta["filename"], "rb") as handle:
+                self.classes = pickle.load(handle, encoding="latin1")[self.meta["key"]]
+            self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
+
+    root = Path(data_dir) if data_dir else default_root()
+    folder = root / "cifar-10-batches-py"
+    missing = [f for f in CIFAR_FILES if not (folder / f).is_file()]
+    if missing and not download:
+        raise DataError(
+            f"cifar10: files not found: {', '.join(missing)} in {folder} (the python version of CIFAR-10, "
+            "cifar-10-python.tar.gz, unpacked); pass --data-dir DIR, or --download to let torchvision fetch it"
+        )
+    arrays = []
+    for train in (True, False):
+        try:
+            dataset = CIFAR10(str(root), train=train, download=download)
+        except Exception as exc:  # noqa: BLE001 (unpickling and reshaping raise many kinds)
+            raise DataError(f"cifar10: cannot read the batches in {folder}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+        x = np.asarray(dataset.data)
+        if x.ndim != 4 or x.shape[1:] != (32, 32, 3) or x.dtype != np.uint8:
+            raise DataError(f"cifar10: images in {folder} are {x.shape} {x.dtype}, expected (N, 32, 32, 3) uint8")
+        y = np.asarray(dataset.targets, dtype=np.int64)
+        if len(y) != len(x):
+            raise DataError(f"cifar10: {len(x)} images but {len(y)} labels in {folder}")
+        arrays += [x.transpose(0, 3, 1, 2).astype(np.float32) / 255.0, _check_labels(y, 10, folder)]
+    return Raw(*arrays, n_classes=10)
+
+
+def _check_labels(y: np.ndarray, n_classes: int, where: Path) -> np.ndarray:
+    if len(y) and (y.min() < 0 or y.max() >= n_classes):
+        raise DataError(f"{where}: labels outside 0..{n_classes - 1} (found {y.min()}..{y.max()})")
+    return y

@@ -1,0 +1,136 @@
+"""Dataset loaders on small files the tests write in each real format, and on the real Fashion-MNIST."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sweetspot.config import DataConfig
+from sweetspot.data import load_splits
+from sweetspot.errors import DataError
+from sweetspot.sources import DEBIAN_FASHION_MNIST, load_cifar10, load_mnist_family
+
+
+def write_idx(path: Path, array: np.ndarray, packed: bool = False) -> Path:
+    """An IDX file of unsigned bytes, as the MNIST family ships them."""
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = header + array.astype(np.uint8).tobytes()
+    if packed:
+        path = path.with_name(path.name + ".gz")
+        path.write_bytes(gzip.compress(data))
+    else:
+        path.write_bytes(data)
+    return path
+
+
+def write_mnist(folder: Path, n_train: int = 60, n_test: int = 20, packed: bool = False, image=(28, 28)) -> None:
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        write_idx(folder / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (n, *image)), packed)
+        write_idx(folder / f"{prefix}-labels-idx1-ubyte", np.arange(n) % 10, packed)
+
+
+def write_cifar(folder: Path, per_batch: int = 10, columns: int = 3072) -> None:
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {"data": rng.integers(0, 256, (per_batch, columns), dtype=np.uint8), "labels": list(np.arange(per_batch) % 10)}
+        (folder / name).write_bytes(pickle.dumps(batch))
+    (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": [f"c{i}" for i in range(10)]}))
+
+
+def test_mnist_loads_from_torchvisions_layout(tmp_path):
+    write_mnist(tmp_path / "MNIST" / "raw")
+    raw = load_mnist_family("mnist", "MNIST", str(tmp_path), download=False)
+    assert raw.x_train.shape == (60, 1, 28, 28) and raw.x_test.shape == (20, 1, 28, 28)
+    assert raw.x_train.dtype == np.float32 and 0 <= raw.x_train.min() and raw.x_train.max() <= 1
+    assert raw.y_train.tolist() == [i % 10 for i in range(60)]
+
+
+def test_fashion_mnist_loads_gzipped_idx_files(tmp_path):
+    write_mnist(tmp_path, packed=True)  # as Debian's package and the original site ship them
+    raw = load_mnist_family("fashion-mnist", "FashionMNIST", str(tmp_path), download=False)
+    assert raw.x_train.shape == (60, 1, 28, 28) and raw.y_test.shape == (20,)
+
+
+def test_load_splits_keeps_the_official_test_split(tmp_path):
+    write_mnist(tmp_path / "MNIST" / "raw", n_train=100, n_test=30)
+    s = load_splits(DataConfig(name="mnist", data_dir=str(tmp_path), val_fraction=0.2), seed=0)
+    assert (len(s.y_train), len(s.y_val), len(s.y_test)) == (80, 20, 30)
+    assert s.input_shape == (1, 28, 28)
+
+
+def test_a_missing_dataset_says_what_is_expected_where(tmp_path):
+    with pytest.raises(DataError) as info:
+        load_mnist_family("mnist", "MNIST", str(tmp_path), download=False)
+    text = str(info.value)
+    assert "train-images-idx3-ubyte" in text and str(tmp_path / "MNIST" / "raw") in text
+    assert "--data-dir" in text and "--download" in text
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda p: p.write_bytes(p.read_bytes()[:-100]), "truncated or corrupt"),
+        (lambda p: p.write_bytes(b"\x00\x00\x09\x03" + p.read_bytes()[4:]), "not an IDX file"),
+        (lambda p: p.write_bytes(b"junk"), "not an IDX file"),
+    ],
+)
+def test_a_damaged_idx_file_is_named(tmp_path, damage, message):
+    write_mnist(tmp_path / "MNIST" / "raw")
+    target = tmp_path / "MNIST" / "raw" / "train-images-idx3-ubyte"
+    damage(target)
+    with pytest.raises(DataError, match=message) as info:
+        load_mnist_family("mnist", "MNIST", str(tmp_path), download=False)
+    assert str(target) in str(info.value)
+
+
+def test_wrongly_shaped_images_or_mismatched_labels_are_refused(tmp_path):
+    write_mnist(tmp_path / "MNIST" / "raw", image=(27, 28))
+    with pytest.raises(DataError, match=r"images are \(27, 28\), expected \(28, 28\)"):
+        load_mnist_family("mnist", "MNIST", str(tmp_path), download=False)
+    write_mnist(tmp_path / "MNIST" / "raw")
+    write_idx(tmp_path / "MNIST" / "raw" / "train-labels-idx1-ubyte", np.arange(59) % 10)
+    with pytest.raises(DataError, match="60 images but 59 labels"):
+        load_mnist_family("mnist", "MNIST", str(tmp_path), download=False)
+    write_idx(tmp_path / "MNIST" / "raw" / "train-labels-idx1-ubyte", np.full(60, 12))
+    with pytest.raises(DataError, match=r"labels outside 0..9"):
+        load_mnist_family("mnist", "MNIST", str(tmp_path), download=False)
+
+
+def test_cifar10_loads_the_python_batches(tmp_path):
+    write_cifar(tmp_path / "cifar-10-batches-py")
+    raw = load_cifar10(str(tmp_path), download=False)
+    assert raw.x_train.shape == (50, 3, 32, 32) and raw.x_test.shape == (10, 3, 32, 32)
+    assert raw.y_train.tolist() == list(range(10)) * 5
+
+
+def test_cifar10_missing_truncated_or_misshaped_batches_are_refused(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    with pytest.raises(DataError, match="files not found: data_batch_1"):
+        load_cifar10(str(tmp_path), download=False)
+    write_cifar(folder)
+    (folder / "data_batch_3").write_bytes((folder / "data_batch_3").read_bytes()[:50])
+    with pytest.raises(DataError, match="cannot read the batches"):
+        load_cifar10(str(tmp_path), download=False)
+    write_cifar(folder, columns=3000)
+    with pytest.raises(DataError, match="cannot read the batches"):
+        load_cifar10(str(tmp_path), download=False)
+
+
+def test_the_real_fashion_mnist_of_debians_package(tmp_path):
+    if not DEBIAN_FASHION_MNIST.is_dir():
+        reason = f"Debian's dataset-fashion-mnist is not installed ({DEBIAN_FASHION_MNIST})"
+        if os.environ.get("SWEETSPOT_REQUIRE_DATA"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    s = load_splits(DataConfig(name="fashion-mnist", data_dir=str(tmp_path)), seed=0)
+    assert (len(s.y_train), len(s.y_val), len(s.y_test)) == (48000, 12000, 10000)
+    assert s.input_shape == (1, 28, 28) and s.n_classes == 10
+    assert np.bincount(s.y_test.numpy()).tolist() == [1000] * 10
