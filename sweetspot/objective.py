@@ -73,6 +73,8 @@ def prepare(config: StudyConfig, device: torch.device) -> Splits:
     check_net("student", config.student)
     splits = load_splits(config.data, config.seed)
     check_classes(config.distill.withheld_classes, splits.n_classes)
+    for net in (config.teacher, config.student):  # options that do not fit the data fail here, not mid-trial
+        build_model(net, splits.input_shape, splits.n_classes)
     n_train = len(splits.y_train)
     largest = max(batch_size_choices(config.search.batch_size))
     if largest > n_train:

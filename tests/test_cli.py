@@ -173,3 +173,16 @@ def test_run_on_mnist_files_with_data_dir_and_a_missing_dataset_is_one_line(cli,
     code, out, err = cli("run", config, "--storage", storage_url, "--data-dir", tmp_path / "files", "--trials", "2", "--no-progress")
     assert code == 0, err
     assert "2 finished of 2 trials" in out
+
+
+def test_a_convnet_that_does_not_fit_the_images_is_refused_before_the_storage(cli, write_config, tmp_path):
+    config = write_config({"teacher": {"arch": "convnet", "channels": [4, 4, 4, 4], "pool": [1, 1, 1, 1]}})
+    db = tmp_path / "untouched.db"
+    code, _, err = cli("run", config, "--storage", f"sqlite:///{db}", "--no-progress")
+    assert code == 2 and "shrink (8, 8) images to nothing" in err and not db.exists()
+
+
+def test_a_small_convnet_teacher_runs_on_digits(cli, write_config, storage_url):
+    config = write_config({"teacher": {"arch": "convnet", "channels": [8, 16], "pool": [1, 1], "hidden": [32]}})
+    code, out, err = cli("run", config, "--storage", storage_url, "--trials", "1", "--no-progress")
+    assert code == 0 and "1 finished of 1 trials" in out, err

@@ -3,7 +3,14 @@ import torch
 
 from sweetspot.config import NetConfig
 from sweetspot.errors import ConfigError
-from sweetspot.models import build_model, check_net, count_parameters, training_flops_per_example
+from sweetspot.models import (
+    PAPER_NETWORKS,
+    build_model,
+    check_net,
+    count_parameters,
+    paper_table,
+    training_flops_per_example,
+)
 
 
 def test_mlp_6x512_has_the_expected_shape_and_parameters():
@@ -47,3 +54,46 @@ def test_check_net_rejects_unknown_names_and_bad_options(net, message):
     with pytest.raises(ConfigError) as info:
         check_net("teacher", net)
     assert message in str(info.value)
+
+
+@pytest.mark.parametrize("row", paper_table(), ids=lambda r: r[0])
+def test_paper_networks_are_within_five_percent_of_table_7(row):
+    _, ours, paper = row
+    assert abs(ours - paper) / paper < 0.05
+
+
+@pytest.mark.parametrize(
+    ("name", "shape"),
+    [(n, (3, 32, 32) if "cifar10" in n else (1, 28, 28)) for n in PAPER_NETWORKS],
+)
+def test_paper_networks_map_their_datasets_images_to_ten_logits(name, shape):
+    model = build_model(NetConfig(arch=name), shape, 10)
+    model.eval()
+    assert model(torch.zeros(2, *shape)).shape == (2, 10)
+
+
+def test_paper_table_layer_counts():
+    # Table 7: MNIST large 3 conv / 3 dense / dropout; CIFAR-10 large 8 conv / 3 dense / dropout / BN
+    def layers(name, shape):
+        m = build_model(NetConfig(arch=name), shape, 10)
+        kinds = [type(x).__name__ for x in m.modules()]
+        return kinds.count("Conv2d"), kinds.count("Linear"), "Dropout" in kinds, "BatchNorm2d" in kinds
+
+    assert layers("paper-mnist-large", (1, 28, 28)) == (3, 3, True, False)
+    assert layers("paper-mnist-small", (1, 28, 28)) == (2, 1, False, False)
+    assert layers("paper-fashion-mnist-large", (1, 28, 28)) == (4, 4, True, False)
+    assert layers("paper-fashion-mnist-small", (1, 28, 28)) == (3, 1, False, False)
+    assert layers("paper-cifar10-large", (3, 32, 32)) == (8, 3, True, True)
+    assert layers("paper-cifar10-small", (3, 32, 32)) == (3, 1, False, False)
+    assert layers("paper-cifar10-general", (3, 32, 32)) == (3, 1, False, False)
+
+
+def test_convnet_options_are_checked():
+    with pytest.raises(ConfigError, match="channels: must be a non-empty list"):
+        check_net("teacher", NetConfig(arch="convnet", options={"channels": []}))
+    with pytest.raises(ConfigError, match="architecture 'paper-mnist-large' takes: no options"):
+        check_net("teacher", NetConfig(arch="paper-mnist-large", options={"dropout": 0.1}))
+    with pytest.raises(ConfigError, match="pool has 1 entries, channels 2"):
+        build_model(NetConfig(arch="convnet", options={"channels": [4, 8], "pool": [1]}), (1, 8, 8), 10)
+    with pytest.raises(ConfigError, match="shrink"):
+        build_model(NetConfig(arch="convnet", options={"channels": [4] * 4, "pool": [1] * 4}), (1, 8, 8), 10)
