@@ -71,6 +71,36 @@ def _with_data_flags(args: argparse.Namespace, config: Any) -> Any:
     return replace(config, data=data)
 
 
+def _classes(text: str) -> tuple[int, ...]:
+    """``--withheld 3,5,8`` (or ``none``)."""
+    if text.strip().lower() == "none":
+        return ()
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be class numbers separated by commas, or none; got {text!r}") from None
+
+
+def _with_transfer_flags(args: argparse.Namespace, config: Any) -> Any:
+    """``--withheld`` and ``--examples-per-class`` over the config's distill section, checked as
+    the config is (they change the experiment, so a study made without them refuses them)."""
+    from dataclasses import replace
+
+    from sweetspot.config import config_from_dict
+
+    changes = {}
+    if args.withheld is not None:
+        changes["withheld_classes"] = list(args.withheld)
+    if args.examples_per_class is not None:
+        changes["examples_per_class"] = args.examples_per_class
+    if not changes:
+        return config
+    raw = config.to_dict()
+    raw["distill"].update(changes)
+    checked = config_from_dict(raw, source="command line")
+    return replace(config, distill=checked.distill)
+
+
 def _quiet_optuna() -> None:
     import optuna
 
@@ -144,7 +174,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from sweetspot.study import count_states, queue_trials
     from sweetspot.workers import Launch, drain_with_progress, supervise, threads_per_worker
 
-    config = _with_data_flags(args, load_config(args.config))
+    config = _with_transfer_flags(args, _with_data_flags(args, load_config(args.config)))
     if args.workers > 1 and args.threads is None:
         args.threads = threads_per_worker(args.workers)
     study, splits, url = _open(args, config)
@@ -164,6 +194,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         worker_args = [*([args.config] if args.config else []), "--study", study.study_name, "--device", args.device,
                        "--heartbeat", str(args.heartbeat), "--grace", str(args.grace),
+                       *(["--withheld", ",".join(map(str, args.withheld)) or "none"] if args.withheld is not None else []),
+                       *(["--examples-per-class", str(args.examples_per_class)] if args.examples_per_class else []),
                        *(["--data-dir", args.data_dir] if args.data_dir else []), *(["--download"] if args.download else [])]
         gpus = torch.cuda.device_count() if args.device != "cpu" else 0
         launch = Launch(args.workers, worker_args, url, Path(args.log_dir), study.study_name, args.threads, gpus)
@@ -193,7 +225,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt  # docker stop, kubectl delete: fail the running trial and exit
 
     signal.signal(signal.SIGTERM, stop)
-    config = _with_data_flags(args, load_config(args.config))
+    config = _with_transfer_flags(args, _with_data_flags(args, load_config(args.config)))
     study, splits, _ = _open(args, config)
     queued = count_states(study)[TrialState.WAITING]
     deadline = time.monotonic() + args.wait_for_queue
@@ -238,7 +270,7 @@ def cmd_trial(args: argparse.Namespace) -> int:
     from sweetspot.config import load_config
     from sweetspot.objective import TeacherParams, prepare, run_trial
 
-    config = _with_data_flags(args, load_config(args.config))
+    config = _with_transfer_flags(args, _with_data_flags(args, load_config(args.config)))
     splits = prepare(config, _setup_compute(args))
     seed = config.seed if args.seed is None else args.seed
     outcome = run_trial(config, splits, TeacherParams(args.batch_size, args.epochs), seed, split=args.split)
@@ -275,6 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
     compute.add_argument("--download", action="store_true", help="let torchvision download a missing dataset")
     compute.add_argument("--threads", type=_positive_int, metavar="N",
                          help="torch CPU threads (default: $SWEETSPOT_THREADS, else all cores; run --workers N: cores / N)")
+    transfer = _Parser(add_help=False)
+    transfer.add_argument("--withheld", type=_classes, metavar="K,K", help="classes withheld from the transfer set (default: the config's; none for none)")
+    transfer.add_argument("--examples-per-class", type=_positive_int, metavar="N", help="keep N transfer examples per class (default: the config's)")
     common = _Parser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show tracebacks")
 
@@ -289,13 +324,13 @@ def build_parser() -> argparse.ArgumentParser:
     workers.add_argument("--grace", type=_positive_int, default=60, metavar="S",
                          help="seconds without a heartbeat after which a trial is failed and queued again (default: 60)")
 
-    run = sub.add_parser("run", parents=[storage, compute, workers, common], help="queue trials and run them (create or continue a study)")
+    run = sub.add_parser("run", parents=[storage, compute, workers, transfer, common], help="queue trials and run them (create or continue a study)")
     run.add_argument("--trials", type=_positive_int, metavar="N", help="trials to add to the study, across all workers (default: the config's n_trials)")
     run.add_argument("--workers", type=_non_negative_int, default=1, metavar="N",
                      help="worker processes on this machine (default: 1, in this process; 0: only queue the trials)")
     run.add_argument("--log-dir", default="sweetspot-logs", metavar="DIR", help="per-worker log files when --workers > 1 (default: sweetspot-logs)")
 
-    worker = sub.add_parser("worker", parents=[storage, compute, workers, common], help="run queued trials of a study until none is left")
+    worker = sub.add_parser("worker", parents=[storage, compute, workers, transfer, common], help="run queued trials of a study until none is left")
     worker.add_argument("--trials", type=_positive_int, metavar="N", help="stop after N trials of this worker (default: until the queue is empty)")
     worker.add_argument("--wait-for-queue", type=_non_negative_int, default=0, metavar="S",
                         help="if nothing is queued yet, wait up to S seconds for queued trials (default: 0)")
@@ -304,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", metavar="FILE", help="output file (default: standard output)")
     export.add_argument("--format", help="yaml | json (default: from --out's suffix, else yaml)")
 
-    trial = sub.add_parser("trial", parents=[compute, common], help="run one trial outside any study and print its metrics")
+    trial = sub.add_parser("trial", parents=[compute, transfer, common], help="run one trial outside any study and print its metrics")
     trial.add_argument("config", nargs="?", help="study config YAML (default: the built-in digits study)")
     trial.add_argument("--batch-size", type=_positive_int, required=True, help="teacher batch size")
     trial.add_argument("--epochs", type=_positive_int, required=True, help="teacher epochs")

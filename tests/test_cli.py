@@ -186,3 +186,20 @@ def test_a_small_convnet_teacher_runs_on_digits(cli, write_config, storage_url):
     config = write_config({"teacher": {"arch": "convnet", "channels": [8, 16], "pool": [1, 1], "hidden": [32]}})
     code, out, err = cli("run", config, "--storage", storage_url, "--trials", "1", "--no-progress")
     assert code == 0 and "1 finished of 1 trials" in out, err
+
+
+def test_transfer_set_flags_override_the_config_and_are_checked(cli, tiny_config_file, storage_url):
+    code, out, _ = cli("trial", tiny_config_file, "--batch-size", "64", "--epochs", "2", "--format", "json",
+                       "--withheld", "0,1", "--examples-per-class", "5")
+    assert code == 0
+    base = json.loads(cli("trial", tiny_config_file, "--batch-size", "64", "--epochs", "2", "--format", "json")[1])
+    assert json.loads(out)["student_withheld_acc"] != base["student_withheld_acc"]
+    code, _, err = cli("trial", tiny_config_file, "--batch-size", "64", "--epochs", "2", "--withheld", "none")
+    assert code == 2 and "needs distill.withheld_classes" in err
+    code, _, err = cli("trial", tiny_config_file, "--batch-size", "64", "--epochs", "2", "--withheld", "3,x")
+    assert code == 2 and "--withheld: must be class numbers" in err
+    code, _, err = cli("run", tiny_config_file, "--storage", storage_url, "--withheld", "12", "--no-progress")
+    assert code == 2 and "[12] not in the dataset" in err
+    assert cli("run", tiny_config_file, "--storage", storage_url, "--trials", "1", "--no-progress")[0] == 0
+    code, _, err = cli("run", tiny_config_file, "--storage", storage_url, "--withheld", "0", "--no-progress")
+    assert code == 2 and "distill.withheld_classes" in err and "different config" in err
