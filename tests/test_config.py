@@ -112,3 +112,13 @@ def test_derive_seed_is_stable_and_distinct():
     seeds = {derive_seed(0, i) for i in range(100)}
     assert len(seeds) == 100
     assert derive_seed(0, 1) != derive_seed(1, 1)
+
+
+@pytest.mark.parametrize("name", ["fashion-mnist", "mnist", "cifar10"])
+def test_dataset_study_configs_load_and_name_the_papers_networks(name):
+    from sweetspot.models import check_net
+
+    config = load_config(REPO / "studies" / f"{name}.yaml")
+    assert config.data.name == name and config.teacher.arch == f"paper-{name}-large" and config.student.arch == "linear"
+    assert config.search.batch_size == (32, 8192) and config.search.epochs == (1, 50)
+    check_net("teacher", config.teacher)
