@@ -284,6 +284,31 @@ def cmd_trial(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_experiment(args: argparse.Namespace) -> int:
+    import yaml
+    from tqdm.auto import tqdm
+
+    from sweetspot.config import load_config
+    from sweetspot.experiments import entropy_vs_temperature, parse_teacher, teacher_from_export, temperature_variants
+    from sweetspot.export import load_export
+    from sweetspot.objective import prepare
+
+    config = _with_data_flags(args, load_config(args.config))
+    teachers = [parse_teacher(t) for t in args.teacher or []]
+    if args.export:
+        try:
+            teachers.append(teacher_from_export(load_export(args.export)))
+        except (OSError, KeyError, StopIteration, TypeError, AttributeError, yaml.YAMLError):
+            raise ConfigError(f"--export: {args.export!r} is not a readable `sweetspot export` file") from None
+    if not teachers:
+        raise ConfigError("--teacher or --export: name at least one teacher (e.g. --teacher small=64:5 --teacher large=16:100)")
+    splits = prepare(config, _setup_compute(args))
+    with tqdm(total=len(temperature_variants(teachers, len(splits.y_train))), unit="teacher", disable=args.no_progress) as bar:
+        paths = entropy_vs_temperature(config, splits, teachers, Path(args.out), tick=lambda: bar.update(1))
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
 def _fmt(value: Any) -> str:
     return "-" if value is None else f"{value:.3f}"
 
@@ -293,6 +318,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "worker": cmd_worker,
     "export": cmd_export,
     "trial": cmd_trial,
+    "experiment": cmd_experiment,
 }
 
 
@@ -346,6 +372,14 @@ def build_parser() -> argparse.ArgumentParser:
     trial.add_argument("--seed", type=int, help="trial seed (default: the config's seed)")
     trial.add_argument("--split", choices=("val", "test"), default="val", help="split to score on (default: val)")
     trial.add_argument("--format", choices=("table", "json"), default="table")
+    experiment = sub.add_parser("experiment", parents=[compute, common], help="run one of the paper's experiments")
+    experiment.add_argument("name", choices=("entropy-vs-temperature",), help="the experiment")
+    experiment.add_argument("config", nargs="?", help="study config YAML (default: the built-in digits study)")
+    experiment.add_argument("--teacher", action="append", metavar="[LABEL=][ARCH:]BATCH:EPOCHS",
+                            help="a teacher to train (repeatable), e.g. large=mlp:16:100")
+    experiment.add_argument("--export", metavar="FILE", help="also the best teacher of a `sweetspot export` file")
+    experiment.add_argument("--out", default="results", metavar="DIR", help="output folder (default: results)")
+    experiment.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
