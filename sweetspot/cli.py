@@ -211,7 +211,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    import signal
     import time
 
     from optuna.trial import TrialState
@@ -221,10 +220,6 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from sweetspot.study import count_states, worker_id
     from sweetspot.workers import drain_with_progress
 
-    def stop(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt  # docker stop, kubectl delete: fail the running trial and exit
-
-    signal.signal(signal.SIGTERM, stop)
     config = _with_transfer_flags(args, _with_data_flags(args, load_config(args.config)))
     study, splits, _ = _open(args, config)
     queued = count_states(study)[TrialState.WAITING]

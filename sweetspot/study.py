@@ -28,7 +28,7 @@ STORAGE_ENV = "SWEETSPOT_STORAGE"
 CONFIG_ATTR = "sweetspot_config"  # study user attribute holding the config as a dict
 SUPPORTED_BACKENDS = ("sqlite", "postgresql", "mysql")
 # what a lost or dropped database connection raises through Optuna's storage
-STORAGE_ERRORS = (optuna.exceptions.StorageInternalError, sqlalchemy.exc.OperationalError)
+STORAGE_ERRORS = (optuna.exceptions.StorageInternalError, sqlalchemy.exc.DBAPIError)
 
 
 def resolve_storage_url(arg: str | None) -> str:

@@ -40,6 +40,7 @@ def drain(
     patience: float = 120.0,
     poll: float = 1.0,
     max_storage_errors: int = 5,
+    stop_requested: Callable[[], bool] = lambda: False,
 ) -> int:
     """Run queued trials until the queue is empty and no other trial is running, or ``max_trials``
     are done; returns how many this worker ran.
@@ -59,11 +60,13 @@ def drain(
             on_trial_end(study, trial)
 
     while max_trials is None or done < max_trials:
+        if stop_requested():
+            raise KeyboardInterrupt
         try:
             study.optimize(objective, n_trials=1, callbacks=[count], gc_after_trial=False)
             errors = 0
         except QueueEmpty:
-            if not _wait_for_running(study, patience, poll):
+            if not _wait_for_running(study, patience, poll, stop_requested):
                 break
         except STORAGE_ERRORS as exc:
             errors += 1
@@ -74,12 +77,12 @@ def drain(
     return done
 
 
-def _wait_for_running(study: optuna.Study, patience: float, poll: float) -> bool:
+def _wait_for_running(study: optuna.Study, patience: float, poll: float, stop_requested: Callable[[], bool]) -> bool:
     """True once a trial is queued again (a stale trial retried); False when none is running, or
     the running ones have not changed for ``patience`` seconds."""
     last: frozenset[int] = frozenset()
     since = time.monotonic()
-    while True:
+    while not stop_requested():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)
@@ -95,6 +98,7 @@ def _wait_for_running(study: optuna.Study, patience: float, poll: float) -> bool
             log.warning("trials %s still running after %.0f s; leaving them to their workers", sorted(running), patience)
             return False
         time.sleep(poll)
+    raise KeyboardInterrupt
 
 
 def _first_line(exc: BaseException) -> str:
@@ -199,9 +203,51 @@ def _fail_running_trials(study: optuna.Study, procs: Sequence[subprocess.Popen])
 
 
 
+class GracefulStop:
+    """SIGINT and SIGTERM for a worker: interrupt a trial's objective (Optuna then fails that
+    trial), but never Optuna's own bookkeeping around it. A signal that arrives between trials, or
+    while Optuna takes a queued trial, is remembered: that trial is failed as soon as its objective
+    starts, and the worker stops before the next one. So an interrupted worker leaves no RUNNING trial."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.in_objective = False
+
+    def install(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self.requested = True
+        if self.in_objective:
+            raise KeyboardInterrupt
+
+    def wrap(self, objective: Callable[[optuna.Trial], Any]) -> Callable[[optuna.Trial], Any]:
+        def guarded(trial: optuna.Trial) -> Any:
+            if self.requested:
+                trial.set_user_attr("fail_reason", "interrupted")
+                raise KeyboardInterrupt
+            self.in_objective = True
+            try:
+                return objective(trial)
+            finally:
+                self.in_objective = False
+
+        return guarded
+
+    def check(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+
+
 def drain_with_progress(study: optuna.Study, objective: Callable[[optuna.Trial], Any], total: int, *, progress: bool = True, **kwargs: Any) -> int:
-    """`drain` in this process, with one progress bar: trials done / total, best values, elapsed."""
+    """`drain` in this process, with one progress bar: trials done / total, best values, elapsed.
+    Ctrl-C and SIGTERM stop it cleanly (GracefulStop)."""
     from tqdm.auto import tqdm
+
+    stop = GracefulStop()
+    stop.install()
+    objective = stop.wrap(objective)
 
     finished: list[FrozenTrial] = []
     with tqdm(total=total, unit="trial", desc=study.study_name, disable=not progress, dynamic_ncols=True) as bar:
@@ -215,5 +261,10 @@ def drain_with_progress(study: optuna.Study, objective: Callable[[optuna.Trial],
                 print(f"trial {trial.number} {trial.state.name.lower()}: {trial.params} -> {values}", flush=True)
             bar.set_postfix_str(" ".join(f"{k}={v:.3f}" for k, v in best_so_far(study, finished).items()))
             bar.update(1)
+            stop.check(study, trial)  # a signal during Optuna's bookkeeping: stop now, between trials
 
-        return drain(study, objective, on_trial_end=on_trial_end, **kwargs)
+        try:
+            return drain(study, objective, on_trial_end=on_trial_end, stop_requested=lambda: stop.requested, **kwargs)
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL)
