@@ -15,15 +15,18 @@ from sweetspot.errors import ConfigError
 
 def mlp(input_shape: tuple[int, ...], n_classes: int, width: int = 512, depth: int = 6, dropout: float = 0.0) -> nn.Module:
     """``depth`` hidden layers of ``width`` ReLU units (the paper's large teacher: 6 x 512)."""
-    layers: list[nn.Module] = [nn.Flatten()]
-    fan_in = math.prod(input_shape)
-    for _ in range(depth):
+    return nn.Sequential(nn.Flatten(), *_dense(math.prod(input_shape), [width] * depth, dropout, n_classes))
+
+
+def _dense(fan_in: int, widths: Sequence[int], dropout: float, n_classes: int) -> list[nn.Module]:
+    """Hidden Linear + ReLU layers (each followed by dropout when asked), then the classifier."""
+    layers: list[nn.Module] = []
+    for width in widths:
         layers += [nn.Linear(fan_in, width), nn.ReLU()]
         if dropout > 0:
             layers.append(nn.Dropout(dropout))
         fan_in = width
-    layers.append(nn.Linear(fan_in, n_classes))
-    return nn.Sequential(*layers)
+    return [*layers, nn.Linear(fan_in, n_classes)]
 
 
 def linear(input_shape: tuple[int, ...], n_classes: int) -> nn.Module:
@@ -60,15 +63,7 @@ def convnet(
         c_in = c
     if height < 1 or width < 1:
         raise ConfigError(f"convnet: {sum(pool)} pools shrink {input_shape[1:]} images to nothing")
-    layers.append(nn.Flatten())
-    fan_in = c_in * height * width
-    for w in hidden:
-        layers += [nn.Linear(fan_in, w), nn.ReLU()]
-        if dropout > 0:
-            layers.append(nn.Dropout(dropout))
-        fan_in = w
-    layers.append(nn.Linear(fan_in, n_classes))
-    return nn.Sequential(*layers)
+    return nn.Sequential(*layers, nn.Flatten(), *_dense(c_in * height * width, hidden, dropout, n_classes))
 
 
 # The paper's Table 7 networks: name -> (convnet options, the table's parameter count). The table

@@ -235,10 +235,6 @@ class GracefulStop:
 
         return guarded
 
-    def check(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-
 
 def drain_with_progress(study: optuna.Study, objective: Callable[[optuna.Trial], Any], total: int, *, progress: bool = True, **kwargs: Any) -> int:
     """`drain` in this process, with one progress bar: trials done / total, best values, elapsed.
@@ -261,7 +257,6 @@ def drain_with_progress(study: optuna.Study, objective: Callable[[optuna.Trial],
                 print(f"trial {trial.number} {trial.state.name.lower()}: {trial.params} -> {values}", flush=True)
             bar.set_postfix_str(" ".join(f"{k}={v:.3f}" for k, v in best_so_far(study, finished).items()))
             bar.update(1)
-            stop.check(study, trial)  # a signal during Optuna's bookkeeping: stop now, between trials
 
         try:
             return drain(study, objective, on_trial_end=on_trial_end, stop_requested=lambda: stop.requested, **kwargs)
