@@ -81,9 +81,11 @@ def _classes(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"must be class numbers separated by commas, or none; got {text!r}") from None
 
 
-def _with_transfer_flags(args: argparse.Namespace, config: Any) -> Any:
+def _with_transfer_flags(args: argparse.Namespace, config: Any, *, study: bool = True) -> Any:
     """``--withheld`` and ``--examples-per-class`` over the config's distill section, checked as
-    the config is (they change the experiment, so a study made without them refuses them)."""
+    the config is (they change the experiment, so a study made without them refuses them).
+    ``study=False`` (experiments, which have no objectives): withholding nothing is allowed even
+    where the study's objectives need a withheld class."""
     from dataclasses import replace
 
     from sweetspot.config import config_from_dict
@@ -97,6 +99,8 @@ def _with_transfer_flags(args: argparse.Namespace, config: Any) -> Any:
         return config
     raw = config.to_dict()
     raw["distill"].update(changes)
+    if not study and not raw["distill"]["withheld_classes"]:
+        raw["objectives"] = {k: v for k, v in raw["objectives"].items() if k != "student_withheld_acc"} or {"student_val_acc": "maximize"}
     checked = config_from_dict(raw, source="command line")
     return replace(config, distill=checked.distill)
 
@@ -284,22 +288,31 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from sweetspot.config import load_config
-    from sweetspot.experiments import entropy_vs_temperature, parse_teacher, teacher_from_export, temperature_variants
+    from sweetspot.experiments import EXPERIMENTS, Setup, parse_teacher, teacher_from_export
     from sweetspot.export import load_export
     from sweetspot.objective import prepare
 
-    config = _with_data_flags(args, load_config(args.config))
+    experiment = EXPERIMENTS[args.name]
+    if args.classes is not None and not experiment.takes_classes:
+        raise ConfigError(f"--classes: only missing-class and penultimate take it, not {args.name}")
+    config = _with_transfer_flags(args, _with_data_flags(args, load_config(args.config)), study=False)
     teachers = [parse_teacher(t) for t in args.teacher or []]
     if args.export:
         try:
-            teachers.append(teacher_from_export(load_export(args.export)))
+            document = load_export(args.export)
+            teachers.insert(0, teacher_from_export(document, config.data.name))  # first: the curves of entropy-vs-temperature
         except (OSError, KeyError, StopIteration, TypeError, AttributeError, yaml.YAMLError):
             raise ConfigError(f"--export: {args.export!r} is not a readable `sweetspot export` file") from None
     if not teachers:
         raise ConfigError("--teacher or --export: name at least one teacher (e.g. --teacher small=64:5 --teacher large=16:100)")
+    if len({t.label for t in teachers}) < len(teachers):
+        raise ConfigError("--teacher: two teachers have the same label; give each its own (LABEL=...)")
     splits = prepare(config, _setup_compute(args))
-    with tqdm(total=len(temperature_variants(teachers, len(splits.y_train))), unit="teacher", disable=args.no_progress) as bar:
-        paths = entropy_vs_temperature(config, splits, teachers, Path(args.out), tick=lambda: bar.update(1))
+    if args.classes is not None and (not args.classes or not all(0 <= k < splits.n_classes for k in args.classes)):
+        raise ConfigError(f"--classes: {','.join(map(str, args.classes)) or 'none'} is not a list of classes 0 to {splits.n_classes - 1}")
+    setup = Setup(config, splits, tuple(teachers), args.split, args.classes)
+    with tqdm(total=experiment.work(setup), unit="step", disable=args.no_progress) as bar:
+        paths = experiment.run(setup, Path(args.out), lambda: bar.update(1))
     print("wrote " + ", ".join(str(p) for p in paths))
     return 0
 
@@ -307,6 +320,9 @@ def cmd_experiment(args: argparse.Namespace) -> int:
 def _fmt(value: Any) -> str:
     return "-" if value is None else f"{value:.3f}"
 
+
+# `sweetspot experiment` names (the keys of sweetspot.experiments.EXPERIMENTS, which imports torch)
+EXPERIMENT_NAMES = ("entropy-vs-temperature", "missing-class", "examples-per-class", "penultimate", "kd-vs-ls")
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run,
@@ -367,13 +383,16 @@ def build_parser() -> argparse.ArgumentParser:
     trial.add_argument("--seed", type=int, help="trial seed (default: the config's seed)")
     trial.add_argument("--split", choices=("val", "test"), default="val", help="split to score on (default: val)")
     trial.add_argument("--format", choices=("table", "json"), default="table")
-    experiment = sub.add_parser("experiment", parents=[compute, common], help="run one of the paper's experiments")
-    experiment.add_argument("name", choices=("entropy-vs-temperature",), help="the experiment")
+    experiment = sub.add_parser("experiment", parents=[compute, transfer, common], help="run one of the paper's experiments")
+    experiment.add_argument("name", choices=EXPERIMENT_NAMES, help="the experiment: " + ", ".join(EXPERIMENT_NAMES))
     experiment.add_argument("config", nargs="?", help="study config YAML (default: the built-in digits study)")
     experiment.add_argument("--teacher", action="append", metavar="[LABEL=][ARCH:]BATCH:EPOCHS",
                             help="a teacher to train (repeatable), e.g. large=mlp:16:100")
-    experiment.add_argument("--export", metavar="FILE", help="also the best teacher of a `sweetspot export` file")
+    experiment.add_argument("--export", metavar="FILE", help="also the best teacher of a `sweetspot export` file (it comes first)")
     experiment.add_argument("--out", default="results", metavar="DIR", help="output folder (default: results)")
+    experiment.add_argument("--split", choices=("val", "test"), default="val", help="split the students are scored on (default: val)")
+    experiment.add_argument("--classes", type=_classes, metavar="K,K",
+                            help="missing-class: the classes to leave out in turn (default: all); penultimate: its three classes (default: 0,1,2)")
     experiment.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 

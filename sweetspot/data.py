@@ -58,6 +58,18 @@ DATASETS: dict[str, Callable[[str | None, bool], Raw]] = {
 }
 
 
+# Class names for tables and figures; datasets not listed are named by class number.
+CLASS_NAMES: dict[str, tuple[str, ...]] = {
+    "fashion-mnist": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+    "cifar10": ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
+}
+
+
+def class_name(dataset: str, k: int) -> str:
+    names = CLASS_NAMES.get(dataset)
+    return names[k] if names and k < len(names) else str(k)
+
+
 def check_dataset(name: str) -> None:
     if name not in DATASETS:
         raise DataError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 from collections.abc import Callable, Sequence
@@ -94,6 +95,7 @@ def _preset(options: dict[str, Any]) -> Callable[..., nn.Module]:
 
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "mlp": mlp,
+    "mlp-small": functools.partial(mlp, width=128, depth=1),  # a small-capacity teacher that trains in seconds on a CPU
     "linear": linear,
     "convnet": convnet,
     **{name: _preset(options) for name, (options, _) in PAPER_NETWORKS.items()},

@@ -1,14 +1,37 @@
 import csv
+import math
 
 import pytest
+import torch
+import yaml
 
+from sweetspot.cli import EXPERIMENT_NAMES
+from sweetspot.config import NetConfig
 from sweetspot.errors import ConfigError
-from sweetspot.experiments import TEMPERATURES, TeacherSpec, around, parse_teacher, teacher_from_export
+from sweetspot.experiments import EXPERIMENTS, TeacherSpec, parse_teacher, teacher_from_export
+from sweetspot.experiments.examples_per_class import enough
+from sweetspot.experiments.kd_vs_ls import SIDE_MARGIN, smoothing_logits
+from sweetspot.experiments.missing_class import TEMPERATURES as MISSING_TS
+from sweetspot.experiments.missing_class import bias_shift
+from sweetspot.experiments.penultimate import project, spread
+from sweetspot.experiments.temperature import TEMPERATURES, around
+from sweetspot.training import label_smoothing_targets
+
+TEACHERS = ("--teacher", "short=256:1", "--teacher", "long=32:8")
+
+
+def rows_of(path):
+    return list(csv.DictReader(path.read_text().splitlines()))
+
+
+def test_the_cli_names_every_experiment():
+    assert EXPERIMENT_NAMES == tuple(EXPERIMENTS)
 
 
 def test_parse_teacher_forms_and_errors():
     assert parse_teacher("64:10") == TeacherSpec("64:10", None, 64, 10)
     assert parse_teacher("large=mlp:16:100") == TeacherSpec("large", "mlp", 16, 100)
+    assert parse_teacher("small=mlp-small:512:6").arch == "mlp-small"
     for bad, message in [("64", "BATCH:EPOCHS"), ("a:b", "BATCH:EPOCHS"), ("0:3", "positive"), ("resnet:8:2", "unknown architecture")]:
         with pytest.raises(ConfigError, match=message):
             parse_teacher(bad)
@@ -19,24 +42,76 @@ def test_around_scales_and_clips_without_repeats():
     assert around(1, (0.25, 0.5, 1), 1, 10) == [1]
 
 
-def test_teacher_from_export_takes_the_best_recipe():
-    doc = {"teachers": [{"best": False, "trial": 1, "recipe": {}},
-                        {"best": True, "trial": 4, "recipe": {"arch": "mlp", "batch_size": 32, "epochs": 3, "seed": 9}}]}
-    assert teacher_from_export(doc) == TeacherSpec("calibrated (trial 4)", "mlp", 32, 3, 9)
+def test_teacher_from_export_takes_the_best_recipe_whole():
+    recipe = {"dataset": "digits", "arch": "mlp", "options": {"width": 32, "depth": 2}, "optimizer": "adamw", "lr": 0.003,
+              "batch_size": 32, "epochs": 3, "seed": 9}
+    doc = {"teachers": [{"best": False, "trial": 1, "recipe": {}}, {"best": True, "trial": 4, "recipe": recipe}]}
+    spec = teacher_from_export(doc, "digits")
+    assert spec == TeacherSpec("calibrated (trial 4)", "mlp", 32, 3, 9, NetConfig("mlp", {"width": 32, "depth": 2}, "adamw", 0.003))
+    with pytest.raises(ConfigError, match="calibrated on 'digits'"):
+        teacher_from_export(doc, "fashion-mnist")
+
+
+def test_bias_shift_makes_the_student_predict_the_class_as_often_as_the_teacher():
+    generator = torch.Generator().manual_seed(0)
+    student = torch.randn(200, 5, generator=generator)
+    student[:, 2] -= 5.0  # never predicted: the student never saw class 2
+    teacher = torch.randn(200, 5, generator=generator)
+    teacher[:37, 2] += 100.0  # the teacher predicts 2 on 37 inputs, and only on those
+    teacher[37:, 2] -= 100.0
+    b = bias_shift(student, teacher, 2)
+    shifted = student.clone()
+    shifted[:, 2] += b
+    assert b > 0
+    assert int((shifted.argmax(dim=1) == 2).sum()) == 37
+    assert bias_shift(student, teacher.index_fill(1, torch.tensor([2]), -1e9), 2) == 0.0  # teacher never says 2
+    assert bias_shift(shifted * 0 + torch.eye(5)[2] * 50, teacher, 2) == 0.0  # never lowers a bias
+
+
+def test_projection_puts_the_templates_on_an_orthonormal_plane():
+    generator = torch.Generator().manual_seed(1)
+    templates = torch.randn(3, 16, generator=generator)
+    corners = project(templates, templates)
+    assert torch.allclose(corners[0], torch.zeros(2), atol=1e-5)
+    assert corners[1, 1].abs() < 1e-5 and math.isclose(float(corners[1, 0]), float((templates[1] - templates[0]).norm()), rel_tol=1e-5)
+    # distances between the templates are kept: they lie in the plane
+    assert torch.allclose(torch.pdist(corners), torch.pdist(templates), rtol=1e-4)
+
+
+def test_spread_is_larger_for_looser_clusters():
+    generator = torch.Generator().manual_seed(2)
+    centres = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]]).repeat_interleave(50, dim=0)
+    labels = torch.arange(3).repeat_interleave(50)
+    noise = torch.randn(150, 2, generator=generator)
+    assert spread(centres + 0.1 * noise, labels) < 0.05 < spread(centres + 3 * noise, labels)
+
+
+def test_smoothing_logits_give_the_label_smoothing_targets_at_temperature():
+    labels = torch.tensor([0, 3, 1])
+    logits = smoothing_logits(labels, 4, 0.6, 9.0)
+    assert torch.allclose(torch.softmax(logits / 9.0, dim=1), label_smoothing_targets(labels, 4, 0.6), atol=1e-6)
+    assert torch.isfinite(smoothing_logits(labels, 4, 0.0, 3.0)).all()  # gamma 0 stays finite
+
+
+def test_enough_is_the_smallest_count_within_a_point_of_the_full_set():
+    rows = [{"examples_per_class": n, "student_acc": a} for n, a in [(5, 0.5), (10, 0.795), (20, 0.81), ("all", 0.80)]]
+    assert enough(rows) == 10
 
 
 def test_entropy_vs_temperature_writes_csv_markdown_and_png(cli, tiny_config_file, storage_url, tmp_path):
     assert cli("run", tiny_config_file, "--storage", storage_url, "--trials", "2", "--no-progress")[0] == 0
     assert cli("export", "--storage", storage_url, "--out", tmp_path / "best.yaml")[0] == 0
     out = tmp_path / "results"
-    code, stdout, err = cli("experiment", "entropy-vs-temperature", tiny_config_file, "--teacher", "short=256:1",
-                            "--teacher", "long=32:8", "--export", tmp_path / "best.yaml", "--out", out, "--no-progress")
+    code, stdout, err = cli("experiment", "entropy-vs-temperature", tiny_config_file, *TEACHERS,
+                            "--export", tmp_path / "best.yaml", "--out", out, "--no-progress")
     assert code == 0, err
     assert "entropy-vs-temperature.csv" in stdout
-    rows = list(csv.DictReader((out / "entropy-vs-temperature.csv").read_text().splitlines()))
+    rows = rows_of(out / "entropy-vs-temperature.csv")
     teachers = [r for r in rows if r["group"] == "teachers"]
-    assert [r["teacher"] for r in teachers[:: len(TEMPERATURES)]][:2] == ["short", "long"]
-    assert teachers[-1]["teacher"].startswith("calibrated (trial")
+    names = [r["teacher"] for r in teachers[:: len(TEMPERATURES)]]
+    assert names[0].startswith("calibrated (trial") and names[1:] == ["short", "long"]  # the export's teacher first
+    best = yaml.safe_load((tmp_path / "best.yaml").read_text())["teachers"][0]["recipe"]
+    assert {int(r["batch_size"]) for r in rows if r["group"] == "epochs"} == {best["batch_size"]}  # its curves
     for name in {r["teacher"] for r in rows}:
         curve = [float(r["entropy"]) for r in rows if r["teacher"] == name]
         assert curve == sorted(curve)  # softer with temperature
@@ -44,14 +119,78 @@ def test_entropy_vs_temperature_writes_csv_markdown_and_png(cli, tiny_config_fil
     assert "| short |" in (out / "entropy-vs-temperature.md").read_text()
     assert (out / "entropy-vs-temperature.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # seeds are fixed: a second run writes the same figures
-    cli("experiment", "entropy-vs-temperature", tiny_config_file, "--teacher", "short=256:1", "--teacher", "long=32:8",
+    cli("experiment", "entropy-vs-temperature", tiny_config_file, *TEACHERS,
         "--export", tmp_path / "best.yaml", "--out", tmp_path / "again", "--no-progress")
     assert (tmp_path / "again" / "entropy-vs-temperature.csv").read_text() == (out / "entropy-vs-temperature.csv").read_text()
 
 
-def test_experiment_without_teachers_or_with_a_bad_export_is_one_line(cli, tmp_path):
+def test_missing_class_reports_raw_and_bias_corrected_accuracy(cli, tiny_config_file, tmp_path):
+    args = ("experiment", "missing-class", tiny_config_file, *TEACHERS, "--classes", "3,7", "--no-progress")
+    code, stdout, err = cli(*args, "--out", tmp_path / "a")
+    assert code == 0, err
+    assert "missing-class.csv" in stdout
+    rows = rows_of(tmp_path / "a" / "missing-class.csv")
+    assert len(rows) == 2 * 2 * len(MISSING_TS)
+    assert {(r["teacher"], r["class"]) for r in rows} == {(t, k) for t in ("short", "long") for k in ("3", "7")}
+    for r in rows:
+        # a raised bias only adds predictions of the missing class: never fewer correct
+        assert float(r["corrected_acc_on_class"]) >= float(r["student_acc_on_class"])
+        assert float(r["bias_shift"]) >= 0
+    assert any(float(r["bias_shift"]) > 0 for r in rows)
+    markdown = (tmp_path / "a" / "missing-class.md").read_text()
+    assert "### short" in markdown and "| **mean** |" in markdown and "T=20" in markdown
+    assert (tmp_path / "a" / "missing-class.png").stat().st_size > 1000
+    assert cli(*args, "--out", tmp_path / "b")[0] == 0
+    assert (tmp_path / "b" / "missing-class.csv").read_text() == (tmp_path / "a" / "missing-class.csv").read_text()
+
+
+def test_examples_per_class_ends_with_the_full_transfer_set(cli, tiny_config_file, tmp_path):
+    code, _, err = cli("experiment", "examples-per-class", tiny_config_file, *TEACHERS, "--withheld", "none",
+                       "--out", tmp_path, "--no-progress")
+    assert code == 0, err
+    rows = rows_of(tmp_path / "examples-per-class.csv")
+    for teacher in ("short", "long"):
+        mine = [r for r in rows if r["teacher"] == teacher]
+        assert [r["examples_per_class"] for r in mine] == ["5", "10", "20", "50", "100", "all"]  # digits: ~110 per class
+        assert [int(r["transfer_examples"]) for r in mine[:5]] == [50, 100, 200, 500, 1000]
+        assert int(mine[-1]["transfer_examples"]) > 1000
+    assert "| enough |" in (tmp_path / "examples-per-class.md").read_text()
+
+
+def test_penultimate_projects_three_classes_per_teacher(cli, tiny_config_file, tmp_path):
+    code, _, err = cli("experiment", "penultimate", tiny_config_file, *TEACHERS, "--classes", "3,5,8", "--out", tmp_path, "--no-progress")
+    assert code == 0, err
+    rows = rows_of(tmp_path / "penultimate.csv")
+    assert {r["class"] for r in rows} == {"3", "5", "8"}
+    assert len([r for r in rows if r["teacher"] == "short"]) == len([r for r in rows if r["teacher"] == "long"]) > 90
+    assert "| short |" in (tmp_path / "penultimate.md").read_text()
+    code, _, err = cli("experiment", "penultimate", tiny_config_file, *TEACHERS, "--classes", "3,5", "--out", tmp_path)
+    assert code == 2 and "three different classes" in err
+
+
+def test_kd_vs_ls_places_each_teacher_on_a_side(cli, tiny_config_file, tmp_path):
+    code, _, err = cli("experiment", "kd-vs-ls", tiny_config_file, *TEACHERS, "--out", tmp_path, "--no-progress")
+    assert code == 0, err
+    rows = rows_of(tmp_path / "kd-vs-ls.csv")
+    assert [r["teacher"] for r in rows] == ["short", "long"]
+    for r in rows:
+        assert 0 < float(r["gamma"]) <= 1
+        assert math.isclose(float(r["withheld_gap"]), float(r["kd_withheld_acc"]) - float(r["ls_withheld_acc"]), abs_tol=1e-5)
+        assert r["side"] == ("KD" if float(r["withheld_gap"]) > SIDE_MARGIN else "LS")
+
+
+def test_experiment_input_errors_are_one_line(cli, tiny_config_file, tmp_path):
     code, _, err = cli("experiment", "entropy-vs-temperature")
     assert code == 2 and "name at least one teacher" in err
     (tmp_path / "bad.yaml").write_text("teachers: 3\n")
     code, _, err = cli("experiment", "entropy-vs-temperature", "--export", tmp_path / "bad.yaml")
     assert code == 2 and "not a readable `sweetspot export` file" in err
+    for args, message in [
+        (("kd-vs-ls", "--teacher", "1:1", "--classes", "1"), "only missing-class and penultimate"),
+        (("missing-class", "--teacher", "a=1:1", "--teacher", "a=2:1"), "same label"),
+        (("missing-class", "--teacher", "1:1", "--classes", "3,12"), "classes 0 to 9"),
+        (("missing-class", "--teacher", "1:1", "--classes", "none"), "classes 0 to 9"),
+        (("kd-vs-ls", "--teacher", "1:1", "--withheld", "10"), "not in the dataset"),
+    ]:
+        code, _, err = cli("experiment", args[0], tiny_config_file, *args[1:], "--out", tmp_path)
+        assert code == 2 and message in err and err.count("\n") == 1, (args, err)

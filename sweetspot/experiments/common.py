@@ -1,0 +1,154 @@
+"""What every experiment shares: teachers named on the command line, teacher and student training
+with fixed seeds, and writing the CSV, markdown and PNG that each experiment produces."""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from sweetspot.config import NetConfig, StudyConfig
+from sweetspot.data import Splits
+from sweetspot.errors import ConfigError
+from sweetspot.models import ARCHITECTURES, build_model
+from sweetspot.training import distill, make_optimizer, predict_logits, train_classifier
+
+Tick = Callable[[], None]  # advances the progress bar by one unit of work
+
+
+@dataclass(frozen=True)
+class TeacherSpec:
+    """A teacher to train: architecture (None: the config's), batch size, epochs, seed; ``net``
+    (from an export) fixes the architecture's options, optimizer and learning rate as well."""
+
+    label: str
+    arch: str | None
+    batch_size: int
+    epochs: int
+    seed: int = 0
+    net: NetConfig | None = None
+
+
+@dataclass(frozen=True)
+class Setup:
+    """Everything an experiment reads: the config (its student, distillation and transfer-set
+    settings), the data on the device, the teachers, the split students are scored on, and the
+    classes an experiment is asked to look at (None: its default)."""
+
+    config: StudyConfig
+    splits: Splits
+    teachers: Sequence[TeacherSpec]
+    split: str = "val"
+    classes: tuple[int, ...] | None = None
+
+
+def parse_teacher(text: str) -> TeacherSpec:
+    """``[LABEL=][ARCH:]BATCH:EPOCHS``, e.g. ``large=paper-mnist-large:4096:50`` or ``64:10``."""
+    label, _, spec = text.rpartition("=")
+    parts = spec.split(":")
+    try:
+        arch = parts[0] if len(parts) == 3 else None
+        batch_size, epochs = int(parts[-2]), int(parts[-1])
+    except (ValueError, IndexError):
+        raise ConfigError(f"--teacher: {text!r} is not [LABEL=][ARCH:]BATCH:EPOCHS (e.g. large=mlp:16:100)") from None
+    if len(parts) not in (2, 3) or batch_size < 1 or epochs < 1:
+        raise ConfigError(f"--teacher: {text!r} is not [LABEL=][ARCH:]BATCH:EPOCHS with positive numbers")
+    if arch is not None and arch not in ARCHITECTURES:
+        raise ConfigError(f"--teacher: unknown architecture {arch!r} (available: {', '.join(ARCHITECTURES)})")
+    return TeacherSpec(label or spec, arch, batch_size, epochs)
+
+
+def teacher_from_export(document: dict[str, Any], dataset: str | None = None) -> TeacherSpec:
+    """The best teacher of a `sweetspot export` file, exactly as its study trained it (architecture
+    options, optimizer, learning rate, batch size, epochs, seed)."""
+    best = next(t for t in document["teachers"] if t["best"])
+    recipe = best["recipe"]
+    if dataset is not None and recipe.get("dataset", dataset) != dataset:
+        raise ConfigError(f"--export: its teacher was calibrated on {recipe['dataset']!r}, this experiment runs on {dataset!r}")
+    net = NetConfig(recipe["arch"], dict(recipe.get("options") or {}), recipe.get("optimizer", "adam"), recipe.get("lr", 1e-3))
+    return TeacherSpec(f"calibrated (trial {best['trial']})", recipe["arch"], recipe["batch_size"], recipe["epochs"], recipe["seed"], net)
+
+
+def train_teacher(config: StudyConfig, splits: Splits, spec: TeacherSpec) -> nn.Module:
+    """The teacher ``spec`` describes, trained on the whole training split (every class)."""
+    net = spec.net or (config.teacher if spec.arch in (None, config.teacher.arch) else replace(config.teacher, arch=spec.arch, options={}))
+    torch.manual_seed(spec.seed)
+    teacher = build_model(net, splits.input_shape, splits.n_classes).to(splits.x_train.device)
+    train_classifier(
+        teacher, splits.x_train, splits.y_train, optimizer=make_optimizer(net.optimizer, teacher, net.lr),
+        batch_size=spec.batch_size, epochs=spec.epochs, generator=torch.Generator().manual_seed(spec.seed),
+    )
+    return teacher
+
+
+def transfer_logits(config: StudyConfig, splits: Splits, spec: TeacherSpec) -> torch.Tensor:
+    """The trained teacher's logits on the training split: computed once, indexed by every student."""
+    return predict_logits(train_teacher(config, splits, spec), splits.x_train)
+
+
+def train_student(
+    config: StudyConfig,
+    splits: Splits,
+    index: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    temperature: float,
+    *,
+    steps: int | None = None,
+) -> nn.Module:
+    """The config's student distilled on the training examples ``index`` from ``teacher_logits``
+    (the teacher's logits on the whole training split). ``steps``: train for this many optimizer
+    steps instead of the config's epochs (so that small transfer sets get as many updates as the
+    full one). Seeded by the config's seed: the same call gives the same student."""
+    student_net = config.student
+    epochs = student_net.epochs
+    if steps is not None:
+        epochs = max(1, math.ceil(steps / math.ceil(len(index) / student_net.batch_size)))
+    torch.manual_seed(config.seed)
+    student = build_model(student_net, splits.input_shape, splits.n_classes).to(splits.x_train.device)
+    distill(
+        student, splits.x_train[index], teacher_logits[index], splits.y_train[index],
+        temperature=temperature, alpha=config.distill.alpha,
+        optimizer=make_optimizer(student_net.optimizer, student, student_net.lr),
+        batch_size=student_net.batch_size, epochs=epochs, generator=torch.Generator().manual_seed(config.seed),
+    )
+    return student
+
+
+def write_outputs(
+    out: Path, name: str, rows: list[dict[str, Any]], markdown: str, draw: Callable[[Any], None], figsize: tuple[float, float]
+) -> list[Path]:
+    """``out/name.csv`` (the rows), ``out/name.md`` and ``out/name.png`` (drawn by ``draw(fig)``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    stem = out / name
+    with open(stem.with_suffix(".csv"), "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    stem.with_suffix(".md").write_text(markdown)
+    fig = plt.figure(figsize=figsize)
+    draw(fig)
+    fig.tight_layout()
+    fig.savefig(stem.with_suffix(".png"), dpi=120)
+    plt.close(fig)
+    return [stem.with_suffix(s) for s in (".csv", ".md", ".png")]
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}"

@@ -1,0 +1,106 @@
+"""``penultimate`` (the paper's Figs. 5 and 7): Müller, Kornblith and Hinton's (2019) picture.
+
+Take three classes, the plane through their last-layer templates (the rows of the classifier's
+weight matrix), and project the penultimate-layer activations of examples of those classes onto
+it. Tight clusters: a teacher that has lost the similarity between classes (what label smoothing
+does); spread clusters: one that keeps it. The spread is also measured, as the mean distance of a
+point to its class centroid over the mean distance between centroids.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from sweetspot.data import class_name
+from sweetspot.errors import ConfigError
+from sweetspot.experiments.common import Setup, Tick, markdown_table, train_teacher, write_outputs
+from sweetspot.metrics import normalized_entropy
+from sweetspot.training import predict_logits
+
+PER_CLASS = 300  # examples per class, as in the paper
+NAME = "penultimate"
+
+
+def classes(setup: Setup) -> tuple[int, int, int]:
+    chosen = setup.classes if setup.classes is not None else (0, 1, 2)
+    if len(set(chosen)) != 3:
+        raise ConfigError(f"--classes: penultimate needs three different classes, got {','.join(map(str, chosen))}")
+    return chosen  # type: ignore[return-value]
+
+
+def work(setup: Setup) -> int:
+    return len(setup.teachers)
+
+
+def split_at_classifier(model: nn.Module) -> tuple[nn.Module, nn.Linear]:
+    """(everything before the last layer, the last layer): the penultimate activations and the templates."""
+    if not isinstance(model, nn.Sequential) or not isinstance(model[-1], nn.Linear):
+        raise ConfigError("penultimate: the teacher must be a sequential network ending in a linear classifier")
+    return model[:-1], model[-1]
+
+
+def project(activations: torch.Tensor, templates: torch.Tensor) -> torch.Tensor:
+    """Coordinates of ``activations`` (N x D) in an orthonormal basis of the plane through the three
+    ``templates`` (3 x D), with the first template at the origin."""
+    origin = templates[0]
+    u = templates[1] - origin
+    u = u / u.norm()
+    v = templates[2] - origin
+    v = v - (v @ u) * u
+    v = v / v.norm()
+    return (activations - origin) @ torch.stack([u, v], dim=1)
+
+
+def spread(points: torch.Tensor, labels: torch.Tensor) -> float:
+    """Mean distance to the own class centroid over mean distance between class centroids."""
+    ks = labels.unique()
+    centroids = torch.stack([points[labels == k].mean(dim=0) for k in ks])
+    within = torch.cat([(points[labels == k] - centroids[i]).norm(dim=1) for i, k in enumerate(ks)]).mean()
+    between = torch.pdist(centroids).mean()
+    return float(within / between)
+
+
+def run(setup: Setup, out: Path, tick: Tick) -> list[Path]:
+    config, splits = setup.config, setup.splits
+    chosen = classes(setup)
+    x_eval, y_eval = splits.evaluation(setup.split)
+    generator = torch.Generator().manual_seed(config.seed)
+    picks = []
+    for k in chosen:
+        members = torch.nonzero(y_eval == k).flatten()
+        picks.append(members[torch.randperm(len(members), generator=generator)[:PER_CLASS].to(members.device)])
+    index = torch.cat(picks)
+    x, y = x_eval[index], y_eval[index]
+    rows, summary = [], []
+    for spec in setup.teachers:
+        teacher = train_teacher(config, splits, spec)
+        body, classifier = split_at_classifier(teacher)
+        with torch.no_grad():
+            points = project(predict_logits(body, x), classifier.weight[list(chosen)]).cpu()
+        rows += [{"teacher": spec.label, "class": int(k), "class_name": class_name(splits.name, int(k)),
+                  "x": round(float(p[0]), 5), "y": round(float(p[1]), 5)} for p, k in zip(points, y.tolist())]
+        logits = predict_logits(teacher, splits.x_train)
+        summary.append([spec.label, f"{spread(points, y.cpu()):.3f}", f"{normalized_entropy(logits, config.distill.temperature):.3f}"])
+        tick()
+    names = ", ".join(class_name(splits.name, k) for k in chosen)
+    sizes = "/".join(str(len(p)) for p in picks)
+    markdown = (f"Penultimate-layer activations of {sizes} {setup.split} examples of {names}, projected on the "
+                "plane through their templates. Spread: mean distance to the class centroid / mean distance between "
+                "centroids (larger: more similarity kept).\n\n"
+                + markdown_table(["teacher", "spread", f"entropy at T={config.distill.temperature:g}"], summary))
+    return write_outputs(out, NAME, rows, markdown, lambda fig: _draw(fig, rows, summary), (4.0 * len(summary), 4.0))
+
+
+def _draw(fig: Any, rows: list[dict[str, Any]], summary: list[list[str]]) -> None:
+    axes = fig.subplots(1, len(summary), squeeze=False)[0]
+    for ax, (teacher, spread_text, _) in zip(axes, summary):
+        mine = [r for r in rows if r["teacher"] == teacher]
+        for k in dict.fromkeys(r["class"] for r in mine):
+            pts = [r for r in mine if r["class"] == k]
+            ax.scatter([r["x"] for r in pts], [r["y"] for r in pts], s=4, alpha=0.5, label=pts[0]["class_name"])
+        ax.set(title=f"{teacher}\nspread {spread_text}", xticks=[], yticks=[])
+        ax.legend(fontsize=7, markerscale=3)
