@@ -13,7 +13,7 @@ from sweetspot.experiments.examples_per_class import enough
 from sweetspot.experiments.kd_vs_ls import SIDE_MARGIN, smoothing_logits
 from sweetspot.experiments.missing_class import TEMPERATURES as MISSING_TS
 from sweetspot.experiments.missing_class import bias_shift
-from sweetspot.experiments.penultimate import project, spread
+from sweetspot.experiments.penultimate import cluster_shape, project
 from sweetspot.experiments.temperature import TEMPERATURES, around
 from sweetspot.training import label_smoothing_targets
 
@@ -78,12 +78,16 @@ def test_projection_puts_the_templates_on_an_orthonormal_plane():
     assert torch.allclose(torch.pdist(corners), torch.pdist(templates), rtol=1e-4)
 
 
-def test_spread_is_larger_for_looser_clusters():
+def test_cluster_shape_measures_width_across_and_elongation():
     generator = torch.Generator().manual_seed(2)
-    centres = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]]).repeat_interleave(50, dim=0)
-    labels = torch.arange(3).repeat_interleave(50)
-    noise = torch.randn(150, 2, generator=generator)
-    assert spread(centres + 0.1 * noise, labels) < 0.05 < spread(centres + 3 * noise, labels)
+    centres = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]]).repeat_interleave(200, dim=0)
+    labels = torch.arange(3).repeat_interleave(200)
+    noise = torch.randn(600, 2, generator=generator)
+    tight_width, round_shape = cluster_shape(centres + 0.1 * noise, labels)
+    loose_width, _ = cluster_shape(centres + 2 * noise, labels)
+    assert tight_width < 0.02 < loose_width and 1 <= round_shape < 1.3
+    stretched_width, stretched = cluster_shape(centres + noise * torch.tensor([3.0, 0.1]), labels)  # long along x, thin across
+    assert stretched > 10 and stretched_width < 0.02
 
 
 def test_smoothing_logits_give_the_label_smoothing_targets_at_temperature():

@@ -3,8 +3,8 @@
 Take three classes, the plane through their last-layer templates (the rows of the classifier's
 weight matrix), and project the penultimate-layer activations of examples of those classes onto
 it. Tight clusters: a teacher that has lost the similarity between classes (what label smoothing
-does); spread clusters: one that keeps it. The spread is also measured, as the mean distance of a
-point to its class centroid over the mean distance between centroids.
+does, and what an over-trained teacher does: thin clusters stretched along their own template);
+clusters that reach toward each other: one that keeps it. Their width and elongation are measured.
 """
 
 from __future__ import annotations
@@ -55,13 +55,19 @@ def project(activations: torch.Tensor, templates: torch.Tensor) -> torch.Tensor:
     return (activations - origin) @ torch.stack([u, v], dim=1)
 
 
-def spread(points: torch.Tensor, labels: torch.Tensor) -> float:
-    """Mean distance to the own class centroid over mean distance between class centroids."""
+def cluster_shape(points: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
+    """(width, elongation) of the projected class clusters. Width: the spread across each cluster's
+    main axis (the square root of its covariance's smaller eigenvalue), averaged over the classes,
+    over the mean distance between class centroids: how far a class reaches sideways, toward the
+    others. Elongation: major over minor axis. An over-confident network stretches each class along
+    its own template (its confidence) and keeps it thin across (no similarity): a small width, a
+    large elongation."""
     ks = labels.unique()
     centroids = torch.stack([points[labels == k].mean(dim=0) for k in ks])
-    within = torch.cat([(points[labels == k] - centroids[i]).norm(dim=1) for i, k in enumerate(ks)]).mean()
-    between = torch.pdist(centroids).mean()
-    return float(within / between)
+    axes = torch.stack([torch.linalg.eigvalsh(torch.cov(points[labels == k].T)).clamp(min=0).sqrt() for k in ks])
+    width = float(axes[:, 0].mean() / torch.pdist(centroids).mean())
+    elongation = float((axes[:, 1] / axes[:, 0].clamp(min=1e-12)).mean())
+    return width, elongation
 
 
 def run(setup: Setup, out: Path, tick: Tick) -> list[Path]:
@@ -84,23 +90,25 @@ def run(setup: Setup, out: Path, tick: Tick) -> list[Path]:
         rows += [{"teacher": spec.label, "class": int(k), "class_name": class_name(splits.name, int(k)),
                   "x": round(float(p[0]), 5), "y": round(float(p[1]), 5)} for p, k in zip(points, y.tolist())]
         logits = predict_logits(teacher, splits.x_train)
-        summary.append([spec.label, f"{spread(points, y.cpu()):.3f}", f"{normalized_entropy(logits, config.distill.temperature):.3f}"])
+        width, elongation = cluster_shape(points, y.cpu())
+        summary.append([spec.label, f"{width:.3f}", f"{elongation:.1f}", f"{normalized_entropy(logits, config.distill.temperature):.3f}"])
         tick()
     names = ", ".join(class_name(splits.name, k) for k in chosen)
     sizes = "/".join(str(len(p)) for p in picks)
     markdown = (f"Penultimate-layer activations of {sizes} {setup.split} examples of {names}, projected on the "
-                "plane through their templates. Spread: mean distance to the class centroid / mean distance between "
-                "centroids (larger: more similarity kept).\n\n"
-                + markdown_table(["teacher", "spread", f"entropy at T={config.distill.temperature:g}"], summary))
+                "plane through their templates. Width: a cluster's spread across its main axis over the distance between "
+                "centroids (larger: the class reaches toward the others, similarity kept); elongation: its major over "
+                "minor axis (large: stretched along its own template only).\n\n"
+                + markdown_table(["teacher", "width", "elongation", f"entropy at T={config.distill.temperature:g}"], summary))
     return write_outputs(out, NAME, rows, markdown, lambda fig: _draw(fig, rows, summary), (4.0 * len(summary), 4.0))
 
 
 def _draw(fig: Any, rows: list[dict[str, Any]], summary: list[list[str]]) -> None:
     axes = fig.subplots(1, len(summary), squeeze=False)[0]
-    for ax, (teacher, spread_text, _) in zip(axes, summary):
+    for ax, (teacher, width, elongation, _) in zip(axes, summary):
         mine = [r for r in rows if r["teacher"] == teacher]
         for k in dict.fromkeys(r["class"] for r in mine):
             pts = [r for r in mine if r["class"] == k]
             ax.scatter([r["x"] for r in pts], [r["y"] for r in pts], s=4, alpha=0.5, label=pts[0]["class_name"])
-        ax.set(title=f"{teacher}\nspread {spread_text}", xticks=[], yticks=[])
+        ax.set(title=f"{teacher}\nwidth {width}, elongation {elongation}", xticks=[], yticks=[])
         ax.legend(fontsize=7, markerscale=3)

@@ -27,7 +27,7 @@ def variants(teachers: list[TeacherSpec] | tuple[TeacherSpec, ...], n_train: int
     return (
         [("teachers", t) for t in teachers]
         + [("batch size", replace(first, label=f"batch {b}", batch_size=b)) for b in around(first.batch_size, scales, 1, n_train)]
-        + [("epochs", replace(first, label=f"{e} epochs", epochs=e)) for e in around(first.epochs, scales, 1, 10**6)]
+        + [("epochs", replace(first, label=f"{e} epoch{'s' * (e != 1)}", epochs=e)) for e in around(first.epochs, scales, 1, 10**6)]
     )
 
 
