@@ -180,7 +180,7 @@ def test_kd_vs_ls_places_each_teacher_on_a_side(cli, tiny_config_file, tmp_path)
     for r in rows:
         assert 0 < float(r["gamma"]) <= 1
         assert math.isclose(float(r["withheld_gap"]), float(r["kd_withheld_acc"]) - float(r["ls_withheld_acc"]), abs_tol=1e-5)
-        assert r["side"] == ("KD" if float(r["withheld_gap"]) > SIDE_MARGIN else "LS")
+        assert r["side"] == ("KD" if float(r["gap"]) > SIDE_MARGIN else "LS")
 
 
 def test_experiment_input_errors_are_one_line(cli, tiny_config_file, tmp_path):
