@@ -1,7 +1,7 @@
 """Storage throughput with many workers, and the storage's share of a real trial's wall time.
 
-A trivial objective that makes the same storage calls as a sweetspot trial (two suggestions, the
-same user attributes, heartbeats on) runs in 1, 4 and 8 worker processes on PostgreSQL and on
+A trivial objective that makes the same storage calls as a sweetspot trial (two suggestions, two
+artifacts, the same user attributes, a trial note, heartbeats on) runs in 1, 4 and 8 worker processes on PostgreSQL and on
 SQLite; the figure is finished trials per second, timed from a common start signal to the last
 worker's exit (process start-up excluded). Then 8 processes run default-study trials at once (one
 thread each, as `run --workers 8` does on 2 cores), and the storage's share is
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import shutil
 import statistics
 import tempfile
 import time
@@ -23,28 +24,43 @@ import uuid
 from pathlib import Path
 
 import optuna
+from optuna.artifacts import FileSystemArtifactStore, upload_artifact
+from optuna_dashboard import save_note
 
 from sweetspot.config import RECORD_ATTRS, TRIAL_METRICS, StudyConfig, batch_size_choices
+from sweetspot.notes import trial_note
 from sweetspot.study import Heartbeat, open_storage, queue_trials
 from sweetspot.workers import drain
 
 ATTRIBUTES = [*TRIAL_METRICS, *RECORD_ATTRS, "worker"]
 
 
-def trivial_objective(trial: optuna.Trial) -> tuple[float, float]:
+NOTE = trial_note({"batch_size": 512, "epochs": 6}, {m: 0.5 for m in TRIAL_METRICS}, 9)  # a trial note's size
+
+
+def trivial_objective(trial: optuna.Trial, store: FileSystemArtifactStore, files: list[str]) -> tuple[float, float]:
     search = StudyConfig().search
     trial.suggest_categorical("batch_size", batch_size_choices(search.batch_size))
     trial.suggest_int("epochs", *search.epochs, log=True)
+    for path in files:  # the teacher weights and the soft-label picture (small stand-ins: the files are not the database's cost)
+        upload_artifact(artifact_store=store, file_path=path, study_or_trial=trial)
     for key in ATTRIBUTES:
         trial.set_user_attr(key, 0.5)
+    save_note(trial, NOTE)
     return 0.5, 0.5
 
 
-def _worker(url: str, name: str, start: mp.Event) -> None:
+def _worker(url: str, name: str, start: mp.Event, folder: str) -> None:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.load_study(study_name=name, storage=open_storage(url, heartbeat=Heartbeat()))
+    store = FileSystemArtifactStore(folder)
+    files = []
+    for stem in ("teacher.pt", "soft-labels.png"):
+        path = Path(folder) / f"{uuid.uuid4().hex}-{stem}"
+        path.write_bytes(b"x" * 1024)
+        files.append(str(path))
     start.wait()
-    drain(study, trivial_objective, patience=5, poll=0.2)
+    drain(study, lambda trial: trivial_objective(trial, store, files), patience=5, poll=0.2)
 
 
 def trials_per_second(url: str, n_workers: int, n_trials: int) -> float:
@@ -55,7 +71,8 @@ def trials_per_second(url: str, n_workers: int, n_trials: int) -> float:
     queue_trials(study, n_trials)
     ctx = mp.get_context("spawn")
     start = ctx.Event()
-    procs = [ctx.Process(target=_worker, args=(url, name, start)) for _ in range(n_workers)]
+    folder = tempfile.mkdtemp(prefix="bench-artifacts-")
+    procs = [ctx.Process(target=_worker, args=(url, name, start, folder)) for _ in range(n_workers)]
     for p in procs:
         p.start()
     time.sleep(3 + n_workers)  # let every worker import and connect before the clock starts
@@ -64,6 +81,7 @@ def trials_per_second(url: str, n_workers: int, n_trials: int) -> float:
     for p in procs:
         p.join()
     elapsed = time.perf_counter() - began
+    shutil.rmtree(folder)
     finished = sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
     assert finished == n_trials, f"{finished} of {n_trials} trials finished"
     optuna.delete_study(study_name=name, storage=url)

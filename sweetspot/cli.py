@@ -127,14 +127,12 @@ def front_table(study: Any, limit: int = 10) -> str:
     from sweetspot.export import ordered_front
 
     names = study.metric_names or [f"objective{i}" for i in range(len(study.directions))]
+    extra = [k for k in ("teacher_val_acc", "student_val_acc") if k not in names]  # each column once
     rows = []
     for rank, t in enumerate(ordered_front(study)[:limit]):
-        rows.append(
-            ["*" if rank == 0 else "", t.number, t.params["batch_size"], t.params["epochs"], *t.values,
-             t.user_attrs.get("teacher_val_acc"), t.user_attrs.get("student_val_acc")]
-        )
-    header = ["", "trial", "batch", "epochs", *names, "teacher_val_acc", "student_val_acc"]
-    return _table(header, rows)
+        rows.append(["*" if rank == 0 else "", t.number, t.params["batch_size"], t.params["epochs"], *t.values,
+                     *(t.user_attrs.get(k) for k in extra)])
+    return _table(["", "trial", "batch", "epochs", *names, *extra], rows)
 
 
 def _heartbeat(args: argparse.Namespace) -> Any:
@@ -154,6 +152,13 @@ def _open(args: argparse.Namespace, config: Any) -> tuple[Any, Any, str]:
     storage = open_storage(url, heartbeat=_heartbeat(args))
     _quiet_optuna()
     return open_study(storage, args.study or config.name, config), splits, url
+
+
+def _artifacts(args: argparse.Namespace, url: str) -> Any:
+    """The artifact store of this storage (see sweetspot/artifacts.py), created if missing."""
+    from sweetspot.artifacts import artifact_dir, open_artifact_store
+
+    return open_artifact_store(artifact_dir(url, args.artifacts))
 
 
 def _summary(study: Any, url: str) -> None:
@@ -192,7 +197,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     patience = args.grace + 2 * args.heartbeat
     if args.workers == 1:
-        drain_with_progress(study, Objective(config, splits), total, progress=not args.no_progress, patience=patience)
+        drain_with_progress(study, Objective(config, splits, _artifacts(args, url)), total, progress=not args.no_progress,
+                            patience=patience)
     else:
         import torch
 
@@ -200,7 +206,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                        "--heartbeat", str(args.heartbeat), "--grace", str(args.grace),
                        *(["--withheld", ",".join(map(str, args.withheld)) or "none"] if args.withheld is not None else []),
                        *(["--examples-per-class", str(args.examples_per_class)] if args.examples_per_class else []),
-                       *(["--data-dir", args.data_dir] if args.data_dir else []), *(["--download"] if args.download else [])]
+                       *(["--data-dir", args.data_dir] if args.data_dir else []), *(["--download"] if args.download else []),
+                       *(["--artifacts", args.artifacts] if args.artifacts else [])]
         gpus = torch.cuda.device_count() if args.device != "cpu" else 0
         launch = Launch(args.workers, worker_args, url, Path(args.log_dir), study.study_name, args.threads, gpus)
         code = supervise(launch, study, total, progress=not args.no_progress)
@@ -225,14 +232,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from sweetspot.workers import drain_with_progress
 
     config = _with_transfer_flags(args, _with_data_flags(args, load_config(args.config)))
-    study, splits, _ = _open(args, config)
+    study, splits, url = _open(args, config)
     queued = count_states(study)[TrialState.WAITING]
     deadline = time.monotonic() + args.wait_for_queue
     while not queued and time.monotonic() < deadline:  # the step that queues may not have run yet
         time.sleep(2)
         queued = count_states(study)[TrialState.WAITING]
     total = min(queued, args.trials) if args.trials else queued
-    ran = drain_with_progress(study, Objective(config, splits), total, progress=not args.no_progress,
+    ran = drain_with_progress(study, Objective(config, splits, _artifacts(args, url)), total, progress=not args.no_progress,
                               max_trials=args.trials, patience=args.grace + 2 * args.heartbeat)
     print(f"worker {worker_id()}: ran {ran} trials of study {study.study_name!r}"
           + ("" if ran or queued else "; nothing was queued (queue trials with: sweetspot run --workers 0 --trials N)"))
@@ -317,6 +324,93 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    import socket
+
+    from optuna_dashboard import run_server
+
+    from sweetspot.study import mask_url, open_storage, resolve_storage_url, study_names
+
+    url = resolve_storage_url(args.storage)
+    storage = open_storage(url, must_exist=True)
+    names = study_names(storage)
+    if not names:
+        raise ConfigError(f"--storage: {mask_url(url)} holds no study yet; make one with: sweetspot run")
+    store = _artifacts(args, url)
+    with socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET) as probe:
+        try:
+            probe.bind((args.host, args.port))
+        except OSError as exc:
+            raise ConfigError(f"--host/--port: cannot listen on {args.host}:{args.port} ({exc.strerror}); choose another --port") from None
+    if args.host not in LOCAL_HOSTS:
+        print(f"warning: optuna-dashboard has no authentication; anyone who can reach {args.host}:{args.port} can read and "
+              "change these studies", file=sys.stderr)
+    shown = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"optuna-dashboard for {mask_url(url)} ({len(names)} studies: {', '.join(names)})\nopen http://{shown}:{args.port}/ "
+          "(Ctrl-C stops it)", flush=True)
+    _quiet_optuna()
+    run_server(storage, host=args.host, port=args.port, artifact_store=store)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from sweetspot.report import write_report
+    from sweetspot.study import load_study, mask_url, open_storage, resolve_storage_url
+
+    url = resolve_storage_url(args.storage)
+    _quiet_optuna()
+    study, config = load_study(open_storage(url, must_exist=True), args.study)
+    paths = write_report(study, config, Path(args.out), mask_url(url))
+    print(f"wrote the report of study {study.study_name!r}: {paths[-1]} (figures: {', '.join(p.name for p in paths[:-1])})")
+    return 0
+
+
+def cmd_teacher(args: argparse.Namespace) -> int:
+    import yaml
+
+    from sweetspot.artifacts import artifact_dir, fetch_teacher_weights, load_weights, open_artifact_store
+    from sweetspot.export import load_export
+    from sweetspot.objective import TeacherParams, prepare, run_trial
+    from sweetspot.study import load_study, open_storage, resolve_storage_url
+    from sweetspot.teachers import check_figures, figures, pick_teacher, save_weights, wrap
+
+    try:
+        document = load_export(args.file)
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"FILE: cannot read {args.file!r} as a `sweetspot export` file ({type(exc).__name__})") from None
+    chosen = pick_teacher(document if isinstance(document, dict) else {}, args.trial)
+    config = _with_data_flags(args, chosen.config)
+    splits = prepare(config, _setup_compute(args))
+    out = Path(args.out or f"teacher-trial{chosen.trial}.pt")
+    teacher, source = None, "retrained from its recipe"
+    if args.storage or os.environ.get("SWEETSPOT_STORAGE"):  # the study's own weights, when its store has them
+        from sweetspot.models import build_model
+
+        url = resolve_storage_url(args.storage)
+        storage = open_storage(url, must_exist=True)
+        _quiet_optuna()
+        study, _ = load_study(storage, args.study or document.get("study"))
+        frozen = next((t for t in study.get_trials(deepcopy=False) if t.number == chosen.trial), None)
+        fetched = None
+        if frozen is not None:
+            fetched = fetch_teacher_weights(open_artifact_store(artifact_dir(url, args.artifacts)), storage, frozen,
+                                            out.with_name(f".{out.name}.download"))
+        if fetched is not None:
+            teacher = build_model(chosen.net, splits.input_shape, splits.n_classes).to(splits.x_train.device)
+            teacher.load_state_dict(load_weights(fetched))
+            fetched.unlink()
+            source = "fetched from the artifact store"
+    if teacher is None:
+        params = TeacherParams(chosen.batch_size, chosen.epochs, chosen.net.lr, chosen.temperature)
+        teacher = run_trial(config, splits, params, chosen.seed).teacher
+    found = figures(teacher, config, splits, chosen.temperature)
+    check_figures(found, chosen.recorded, chosen.trial)
+    save_weights(wrap(teacher, splits), out)
+    print(f"wrote trial {chosen.trial}'s teacher ({source}; validation accuracy {found['teacher_val_acc']:.4f}, entropy at "
+          f"T={chosen.temperature or config.distill.temperature:g} {found['teacher_entropy']:.4f}, as the export records) to {out}")
+    return 0
+
+
 def _fmt(value: Any) -> str:
     return "-" if value is None else f"{value:.3f}"
 
@@ -330,13 +424,19 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "export": cmd_export,
     "trial": cmd_trial,
     "experiment": cmd_experiment,
+    "dashboard": cmd_dashboard,
+    "report": cmd_report,
+    "teacher": cmd_teacher,
 }
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 def build_parser() -> argparse.ArgumentParser:
     storage = _Parser(add_help=False)
     storage.add_argument("--storage", metavar="URL", help="Optuna storage URL (default: $SWEETSPOT_STORAGE, else sqlite:///sweetspot.db)")
     storage.add_argument("--study", metavar="NAME", help="study name (run: default the config's name; export: default the storage's only study)")
+    storage.add_argument("--artifacts", metavar="DIR", help="artifact store folder (default: $SWEETSPOT_ARTIFACTS, else beside an "
+                         "SQLite file: NAME-artifacts/, else ./sweetspot-artifacts)")
     compute = _Parser(add_help=False)
     compute.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
     compute.add_argument("--data-dir", metavar="DIR", help="where the dataset files are (default: the config's data.data_dir, "
@@ -394,6 +494,19 @@ def build_parser() -> argparse.ArgumentParser:
     experiment.add_argument("--classes", type=_classes, metavar="K,K",
                             help="missing-class: the classes to leave out in turn (default: all); penultimate: its three classes (default: 0,1,2)")
     experiment.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    dashboard = sub.add_parser("dashboard", parents=[storage, common], help="browse the studies in optuna-dashboard")
+    dashboard.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1; optuna-dashboard has no "
+                           "authentication, so 0.0.0.0 only on a trusted network)")
+    dashboard.add_argument("--port", type=_positive_int, default=8080, help="port (default: 8080)")
+
+    report = sub.add_parser("report", parents=[storage, common], help="write a study's figures and an HTML report")
+    report.add_argument("--out", default="report", metavar="DIR", help="output folder (default: report)")
+
+    teacher = sub.add_parser("teacher", parents=[storage, compute, common], help="write the weights of an exported teacher")
+    teacher.add_argument("file", metavar="FILE", help="a `sweetspot export` file")
+    teacher.add_argument("--trial", type=_non_negative_int, metavar="N", help="the teacher of trial N (default: the best)")
+    teacher.add_argument("--out", metavar="FILE", help="weights file (default: teacher-trialN.pt)")
     return parser
 
 

@@ -31,6 +31,8 @@ class Splits:
     y_val: torch.Tensor
     x_test: torch.Tensor
     y_test: torch.Tensor
+    input_mean: torch.Tensor  # per-feature standardisation of raw inputs in [0, 1], fitted on train
+    input_std: torch.Tensor
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -109,7 +111,8 @@ def load_splits(config: DataConfig, seed: int) -> Splits:
         return torch.from_numpy(np.ascontiguousarray(x[ix], dtype=np.float32)), torch.from_numpy(y[ix])
 
     (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = tensors(train), tensors(val), tensors(test)
-    return Splits(config.name, raw.n_classes, x_tr, y_tr, x_va, y_va, x_te, y_te)
+    stats = (torch.from_numpy(np.asarray(mean, dtype=np.float32)), torch.from_numpy(np.asarray(std, dtype=np.float32)))
+    return Splits(config.name, raw.n_classes, x_tr, y_tr, x_va, y_va, x_te, y_te, *stats)
 
 
 def check_classes(classes: tuple[int, ...], n_classes: int) -> None:

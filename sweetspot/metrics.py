@@ -16,6 +16,16 @@ def soft_labels(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     return F.softmax(logits / temperature, dim=1)
 
 
+def soft_labels_by_class(logits: torch.Tensor, labels: torch.Tensor, temperature: float) -> torch.Tensor:
+    """C x C: row k is the mean soft-label vector over the examples of class k (the paper's Tables
+    2 and 3); NaN where a class has no example."""
+    p = soft_labels(logits, temperature)
+    n_classes = logits.shape[1]
+    rows = [p[labels == k].mean(dim=0) if (labels == k).any() else torch.full((n_classes,), float("nan"), device=p.device)
+            for k in range(n_classes)]
+    return torch.stack(rows)
+
+
 def normalized_entropy(logits: torch.Tensor, temperature: float) -> float:
     """``H(T) = mean_i(-sum_k p_ik log p_ik) / log C``: 1 for uniform soft labels, 0 for one-hot."""
     log_p = F.log_softmax(logits / temperature, dim=1)

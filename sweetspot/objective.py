@@ -11,11 +11,14 @@ from typing import Any, TypeVar
 
 import optuna
 import torch
+from optuna.artifacts import FileSystemArtifactStore
 from optuna.trial import FrozenTrial, TrialState
+from optuna_dashboard import save_note
 from torch import nn
 
+from sweetspot.artifacts import save_trial_artifacts
 from sweetspot.config import ENTROPY_GRID, StudyConfig, batch_size_choices, derive_seed
-from sweetspot.data import Splits, check_classes, check_dataset, load_splits, transfer_indices
+from sweetspot.data import Splits, check_classes, check_dataset, class_name, load_splits, transfer_indices
 from sweetspot.errors import ConfigError, TrainingDiverged
 from sweetspot.metrics import (
     accuracy,
@@ -25,8 +28,10 @@ from sweetspot.metrics import (
     nontarget_entropy,
     normalized_entropy,
     off_target_mass,
+    soft_labels_by_class,
 )
 from sweetspot.models import build_model, check_net
+from sweetspot.notes import trial_note
 from sweetspot.study import STORAGE_ERRORS, worker_id
 from sweetspot.training import distill, make_optimizer, predict_logits, train_classifier
 
@@ -48,6 +53,7 @@ class TrialOutcome:
     metrics: dict[str, Any]  # TRIAL_METRICS (floats, or None) and the grouped RECORD_ATTRS (dicts)
     teacher: nn.Module
     student: nn.Module
+    soft_labels_by_class: torch.Tensor  # C x C mean soft labels at T per class, on the scored split
 
 
 def resolve_device(name: str) -> torch.device:
@@ -166,7 +172,7 @@ def run_trial(
         "teacher_entropy_by_T": {str(t): normalized_entropy(transfer_logits, t) for t in ENTROPY_GRID},
         "time_s": {**timings, "total": sum(timings.values())},
     }
-    return TrialOutcome(metrics, teacher, student)
+    return TrialOutcome(metrics, teacher, student, soft_labels_by_class(teacher_eval_logits, y_eval, temperature))
 
 
 class Objective:
@@ -176,9 +182,10 @@ class Objective:
     returns NaN, which Optuna records as a failed trial without stopping the study.
     """
 
-    def __init__(self, config: StudyConfig, splits: Splits) -> None:
+    def __init__(self, config: StudyConfig, splits: Splits, artifacts: FileSystemArtifactStore | None = None) -> None:
         self.config = config
         self.splits = splits
+        self.artifacts = artifacts  # where each trial's teacher weights and soft-label picture go
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
         params = with_retries(suggest_params, trial, self.config)
@@ -192,15 +199,22 @@ class Objective:
         else:
             with_retries(trial.set_user_attr, "seed", seed)
             try:
-                metrics = run_trial(self.config, self.splits, params, seed).metrics
+                outcome = run_trial(self.config, self.splits, params, seed)
             except TrainingDiverged as exc:
                 with_retries(trial.set_user_attr, "fail_reason", str(exc))
                 return tuple(math.nan for _ in self.config.objectives)
             except KeyboardInterrupt:
                 trial.set_user_attr("fail_reason", "interrupted")
                 raise
+            metrics = outcome.metrics
+            if self.artifacts is not None:
+                names = [class_name(self.splits.name, k) for k in range(self.splits.n_classes)]
+                with_retries(save_trial_artifacts, self.artifacts, trial, outcome.teacher, outcome.soft_labels_by_class,
+                             names, params.temperature or self.config.distill.temperature)
         for key, value in metrics.items():
             with_retries(trial.set_user_attr, key, value)
+        note = trial_note(trial.params, metrics, params.temperature or self.config.distill.temperature)
+        with_retries(save_note, trial, note)
         values = [metrics[m] for m in self.config.objectives]
         return tuple(math.nan if v is None else float(v) for v in values)
 

@@ -18,10 +18,12 @@ import optuna
 import sqlalchemy.event
 import sqlalchemy.exc
 from optuna.trial import FrozenTrial, TrialState
+from optuna_dashboard import save_note
 from sqlalchemy.engine import make_url
 
 from sweetspot.config import StudyConfig, config_diff, config_from_dict, derive_seed
 from sweetspot.errors import ConfigError, StorageError
+from sweetspot.notes import study_note
 
 DEFAULT_STORAGE = "sqlite:///sweetspot.db"
 STORAGE_ENV = "SWEETSPOT_STORAGE"
@@ -218,6 +220,7 @@ def open_study(storage: optuna.storages.BaseStorage, name: str, config: StudyCon
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names(list(config.objectives))
+    save_note(study, study_note(config))  # optuna-dashboard shows it on the study's page
     return study
 
 

@@ -26,6 +26,14 @@ TINY = {
 }
 
 
+@pytest.fixture(autouse=True)
+def artifacts_in_tmp(tmp_path: Path, monkeypatch) -> Path:
+    """Every test's artifact store in its own temporary folder (never ./sweetspot-artifacts)."""
+    folder = tmp_path / "artifacts"
+    monkeypatch.setenv("SWEETSPOT_ARTIFACTS", str(folder))
+    return folder
+
+
 @pytest.fixture
 def tiny_config_file(tmp_path: Path) -> Path:
     path = tmp_path / "tiny.yaml"

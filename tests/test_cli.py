@@ -81,7 +81,7 @@ BAD_RUN_INPUTS = [
     ({"raw": "name: [unclosed\n"}, [], ["invalid YAML at line 2"]),
     ({"distill.temprature": 4}, [], ["unknown key 'distill.temprature'", "did you mean 'temperature'"]),
     ({"data.name": "cifar11"}, [], ["data.name: unknown dataset 'cifar11'"]),
-    ({"teacher.arch": "resnet"}, [], ["teacher.arch: unknown architecture 'resnet'", "available: mlp, linear"]),
+    ({"teacher.arch": "resnet"}, [], ["teacher.arch: unknown architecture 'resnet'", "available: mlp, mlp-small, linear"]),
     ({"search.epochs": [0, 5]}, [], ["search.epochs must be positive"]),
     ({"search.batch_size": [0, 8]}, [], ["search.batch_size must be positive"]),
     ({"student.epochs": -1}, [], ["student.epochs must be >= 1"]),

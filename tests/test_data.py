@@ -57,3 +57,15 @@ def test_check_classes_rejects_classes_outside_the_dataset():
 def test_check_dataset_suggests_a_name():
     with pytest.raises(DataError, match="did you mean 'digits'"):
         check_dataset("digit")
+
+
+def test_splits_keep_the_standardisation_of_raw_inputs():
+    from sklearn.datasets import load_digits
+
+    splits = load_splits(DataConfig(), 0)
+    assert splits.input_mean.shape == splits.input_std.shape == splits.input_shape == (1, 8, 8)
+    raw = torch.from_numpy(load_digits().data.astype("float32") / 16.0).reshape(-1, 1, 8, 8)
+    standardised = (raw - splits.input_mean) / splits.input_std
+    # every training example is one of the raw images, standardised with the kept statistics
+    first = splits.x_train[0]
+    assert torch.isclose(standardised, first).flatten(1).all(dim=1).any()

@@ -84,3 +84,14 @@ def test_accuracy_class_accuracy_and_agreement():
 def test_soft_labels_sum_to_one():
     p = soft_labels(torch.randn(8, 10), 9.0)
     assert torch.allclose(p.sum(dim=1), torch.ones(8))
+
+
+def test_soft_labels_by_class_averages_each_true_class():
+    from sweetspot.metrics import soft_labels_by_class
+
+    logits = torch.tensor([[2.0, 0.0, 0.0], [0.0, 2.0, 0.0], [4.0, 0.0, 0.0]])
+    labels = torch.tensor([0, 1, 0])
+    table = soft_labels_by_class(logits, labels, 2.0)
+    expected_0 = (torch.softmax(logits[0] / 2, 0) + torch.softmax(logits[2] / 2, 0)) / 2
+    assert torch.allclose(table[0], expected_0) and torch.allclose(table[1], torch.softmax(logits[1] / 2, 0))
+    assert torch.isnan(table[2]).all()  # no example of class 2
