@@ -368,11 +368,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_teacher(args: argparse.Namespace) -> int:
     import yaml
 
-    from sweetspot.artifacts import artifact_dir, fetch_teacher_weights, load_weights, open_artifact_store
+    from sweetspot.artifacts import fetch_teacher_weights, load_weights
     from sweetspot.export import load_export
-    from sweetspot.objective import TeacherParams, prepare, run_trial
+    from sweetspot.objective import prepare
     from sweetspot.study import load_study, open_storage, resolve_storage_url
-    from sweetspot.teachers import check_figures, figures, pick_teacher, save_weights, wrap
+    from sweetspot.teachers import check_figures, figures, pick_teacher, retrain, save_weights, wrap
 
     try:
         document = load_export(args.file)
@@ -393,16 +393,14 @@ def cmd_teacher(args: argparse.Namespace) -> int:
         frozen = next((t for t in study.get_trials(deepcopy=False) if t.number == chosen.trial), None)
         fetched = None
         if frozen is not None:
-            fetched = fetch_teacher_weights(open_artifact_store(artifact_dir(url, args.artifacts)), storage, frozen,
-                                            out.with_name(f".{out.name}.download"))
+            fetched = fetch_teacher_weights(_artifacts(args, url), storage, frozen, out.with_name(f".{out.name}.download"))
         if fetched is not None:
             teacher = build_model(chosen.net, splits.input_shape, splits.n_classes).to(splits.x_train.device)
             teacher.load_state_dict(load_weights(fetched))
             fetched.unlink()
             source = "fetched from the artifact store"
     if teacher is None:
-        params = TeacherParams(chosen.batch_size, chosen.epochs, chosen.net.lr, chosen.temperature)
-        teacher = run_trial(config, splits, params, chosen.seed).teacher
+        teacher = retrain(chosen, splits)
     found = figures(teacher, config, splits, chosen.temperature)
     check_figures(found, chosen.recorded, chosen.trial)
     save_weights(wrap(teacher, splits), out)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,7 @@ import yaml
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
 
-from sweetspot.config import StudyConfig
+from sweetspot.config import NetConfig, StudyConfig
 from sweetspot.errors import ConfigError, StorageError
 
 SELECTION_RULE = (
@@ -55,6 +57,11 @@ def teacher_recipe(config: StudyConfig, trial: FrozenTrial) -> dict[str, Any]:
         "epochs": trial.params["epochs"],
         "seed": trial.user_attrs["seed"],
     }
+
+
+def net_from_recipe(recipe: dict[str, Any]) -> NetConfig:
+    """The teacher network and its optimisation, as ``teacher_recipe`` wrote them."""
+    return NetConfig(recipe["arch"], dict(recipe.get("options") or {}), recipe["optimizer"], recipe["lr"])
 
 
 def build_export(
@@ -113,19 +120,26 @@ def render(document: dict[str, Any], fmt: str) -> str:
     return yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Write to a temporary file beside ``path`` and rename it: never a half-written export."""
+@contextmanager
+def atomic_file(path: Path) -> Iterator[str]:
+    """A temporary file beside ``path`` to write, renamed to ``path`` when the block ends without
+    an error and removed otherwise: never a half-written file."""
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
         raise ConfigError(f"--out: directory {str(directory)!r} does not exist")
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_atomically(path: Path, text: str) -> None:
+    with atomic_file(path) as tmp:
+        Path(tmp).write_text(text)
 
 
 def load_export(path: str | Path) -> dict[str, Any]:

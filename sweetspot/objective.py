@@ -17,7 +17,7 @@ from optuna_dashboard import save_note
 from torch import nn
 
 from sweetspot.artifacts import save_trial_artifacts
-from sweetspot.config import ENTROPY_GRID, StudyConfig, batch_size_choices, derive_seed
+from sweetspot.config import ENTROPY_GRID, NetConfig, StudyConfig, batch_size_choices, derive_seed
 from sweetspot.data import Splits, check_classes, check_dataset, class_name, load_splits, transfer_indices
 from sweetspot.errors import ConfigError, TrainingDiverged
 from sweetspot.metrics import (
@@ -110,6 +110,18 @@ def params_from_dict(params: dict[str, Any]) -> TeacherParams:
     )
 
 
+def train_teacher(net: NetConfig, splits: Splits, batch_size: int, epochs: int, lr: float, generator: torch.Generator) -> nn.Module:
+    """``net`` trained on the whole training split with hard labels. Initial weights come from torch's
+    global seed and the batch order from ``generator``: the caller seeds both (run_trial, the
+    experiments and `sweetspot teacher` the same way, so that each retrains a trial's teacher exactly)."""
+    teacher = build_model(net, splits.input_shape, splits.n_classes).to(splits.x_train.device)
+    train_classifier(
+        teacher, splits.x_train, splits.y_train,
+        optimizer=make_optimizer(net.optimizer, teacher, lr), batch_size=batch_size, epochs=epochs, generator=generator,
+    )
+    return teacher
+
+
 def run_trial(
     config: StudyConfig,
     splits: Splits,
@@ -131,12 +143,7 @@ def run_trial(
     timings: dict[str, float] = {}
 
     start = time.perf_counter()
-    teacher = build_model(config.teacher, splits.input_shape, splits.n_classes).to(device)
-    optimizer = make_optimizer(config.teacher.optimizer, teacher, params.teacher_lr or config.teacher.lr)
-    train_classifier(
-        teacher, splits.x_train, splits.y_train,
-        optimizer=optimizer, batch_size=params.batch_size, epochs=params.epochs, generator=generator,
-    )
+    teacher = train_teacher(config.teacher, splits, params.batch_size, params.epochs, params.teacher_lr or config.teacher.lr, generator)
     timings["teacher"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -189,6 +196,7 @@ class Objective:
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
         params = with_retries(suggest_params, trial, self.config)
+        temperature = params.temperature or self.config.distill.temperature
         # a retried trial (its worker died) keeps the seed it was first given
         seed = trial.user_attrs.get("seed", derive_seed(self.config.seed, trial.number))
         with_retries(trial.set_user_attr, "worker", worker_id())
@@ -209,11 +217,10 @@ class Objective:
             metrics = outcome.metrics
             if self.artifacts is not None:
                 names = [class_name(self.splits.name, k) for k in range(self.splits.n_classes)]
-                with_retries(save_trial_artifacts, self.artifacts, trial, outcome.teacher, outcome.soft_labels_by_class,
-                             names, params.temperature or self.config.distill.temperature)
+                with_retries(save_trial_artifacts, self.artifacts, trial, outcome.teacher, outcome.soft_labels_by_class, names, temperature)
         for key, value in metrics.items():
             with_retries(trial.set_user_attr, key, value)
-        note = trial_note(trial.params, metrics, params.temperature or self.config.distill.temperature)
+        note = trial_note(trial.params, metrics, temperature)
         with_retries(save_note, trial, note)
         values = [metrics[m] for m in self.config.objectives]
         return tuple(math.nan if v is None else float(v) for v in values)

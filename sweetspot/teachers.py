@@ -9,8 +9,6 @@ back with ``torch.load(..., weights_only=True)``.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,8 +19,10 @@ from torch import nn
 from sweetspot.config import NetConfig, StudyConfig, config_from_dict
 from sweetspot.data import Splits, transfer_indices
 from sweetspot.errors import ConfigError
+from sweetspot.export import atomic_file, net_from_recipe
 from sweetspot.metrics import accuracy, normalized_entropy
 from sweetspot.models import build_model
+from sweetspot.objective import train_teacher
 from sweetspot.training import predict_logits
 
 TOLERANCE = 1e-3  # largest difference from the export's figures accepted (same device type: exact)
@@ -66,10 +66,16 @@ def pick_teacher(document: dict[str, Any], trial: int | None = None) -> Exported
     except (KeyError, TypeError):
         raise ConfigError("FILE: not a `sweetspot export` file (it has no teachers list)") from None
     recipe = entry["recipe"]
-    net = NetConfig(recipe["arch"], dict(recipe.get("options") or {}), recipe["optimizer"], recipe["lr"])
+    net = net_from_recipe(recipe)
     config = config_from_dict(document["config"], source="the export's config")
     temperature = (entry.get("params") or {}).get("temperature")
     return ExportedTeacher(entry["trial"], config, net, recipe["batch_size"], recipe["epochs"], recipe["seed"], temperature, entry["metrics"])
+
+
+def retrain(chosen: ExportedTeacher, splits: Splits) -> nn.Module:
+    """The teacher trained again from its recipe, seeded as its trial seeded it (no student)."""
+    torch.manual_seed(chosen.seed)
+    return train_teacher(chosen.net, splits, chosen.batch_size, chosen.epochs, chosen.net.lr, torch.Generator().manual_seed(chosen.seed))
 
 
 def wrap(teacher: nn.Module, splits: Splits) -> nn.Sequential:
@@ -98,17 +104,8 @@ def check_figures(found: dict[str, float], recorded: dict[str, Any], trial: int)
 
 def save_weights(model: nn.Module, path: Path) -> None:
     """The state dict, written to a temporary file and renamed: never half a file."""
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise ConfigError(f"--out: directory {str(directory)!r} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_file(path) as tmp:
         torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def load_teacher(export_file: str | Path, weights_file: str | Path, trial: int | None = None) -> nn.Module:

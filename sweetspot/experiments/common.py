@@ -16,8 +16,10 @@ from torch import nn
 from sweetspot.config import NetConfig, StudyConfig
 from sweetspot.data import Splits
 from sweetspot.errors import ConfigError
+from sweetspot.export import net_from_recipe
 from sweetspot.models import ARCHITECTURES, build_model
-from sweetspot.training import distill, make_optimizer, predict_logits, train_classifier
+from sweetspot.objective import train_teacher as fit_teacher
+from sweetspot.training import distill, make_optimizer, predict_logits
 
 Tick = Callable[[], None]  # advances the progress bar by one unit of work
 
@@ -71,20 +73,15 @@ def teacher_from_export(document: dict[str, Any], dataset: str | None = None) ->
     recipe = best["recipe"]
     if dataset is not None and recipe.get("dataset", dataset) != dataset:
         raise ConfigError(f"--export: its teacher was calibrated on {recipe['dataset']!r}, this experiment runs on {dataset!r}")
-    net = NetConfig(recipe["arch"], dict(recipe.get("options") or {}), recipe.get("optimizer", "adam"), recipe.get("lr", 1e-3))
-    return TeacherSpec(f"calibrated (trial {best['trial']})", recipe["arch"], recipe["batch_size"], recipe["epochs"], recipe["seed"], net)
+    net = net_from_recipe(recipe)
+    return TeacherSpec(f"calibrated (trial {best['trial']})", net.arch, recipe["batch_size"], recipe["epochs"], recipe["seed"], net)
 
 
 def train_teacher(config: StudyConfig, splits: Splits, spec: TeacherSpec) -> nn.Module:
     """The teacher ``spec`` describes, trained on the whole training split (every class)."""
     net = spec.net or (config.teacher if spec.arch in (None, config.teacher.arch) else replace(config.teacher, arch=spec.arch, options={}))
     torch.manual_seed(spec.seed)
-    teacher = build_model(net, splits.input_shape, splits.n_classes).to(splits.x_train.device)
-    train_classifier(
-        teacher, splits.x_train, splits.y_train, optimizer=make_optimizer(net.optimizer, teacher, net.lr),
-        batch_size=spec.batch_size, epochs=spec.epochs, generator=torch.Generator().manual_seed(spec.seed),
-    )
-    return teacher
+    return fit_teacher(net, splits, spec.batch_size, spec.epochs, net.lr, torch.Generator().manual_seed(spec.seed))
 
 
 def transfer_logits(config: StudyConfig, splits: Splits, spec: TeacherSpec) -> torch.Tensor:
