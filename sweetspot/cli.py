@@ -161,6 +161,22 @@ def _artifacts(args: argparse.Namespace, url: str) -> Any:
     return open_artifact_store(artifact_dir(url, args.artifacts))
 
 
+def _checkpoints(args: argparse.Namespace, url: str) -> Any:
+    """The shared store of teacher checkpoints (see sweetspot/checkpoints.py), or None with --no-share."""
+    if args.no_share:
+        return None
+    from sweetspot.artifacts import artifact_dir
+    from sweetspot.checkpoints import CheckpointStore, checkpoint_dir
+
+    return CheckpointStore(checkpoint_dir(artifact_dir(url, args.artifacts), args.checkpoints), args.checkpoint_mb * 2**20)
+
+
+def _objective(args: argparse.Namespace, config: Any, splits: Any, url: str) -> Any:
+    from sweetspot.objective import Objective
+
+    return Objective(config, splits, _artifacts(args, url), _checkpoints(args, url))
+
+
 def _summary(study: Any, url: str) -> None:
     from optuna.trial import TrialState
 
@@ -179,7 +195,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     from optuna.trial import TrialState
 
     from sweetspot.config import load_config
-    from sweetspot.objective import Objective
     from sweetspot.study import count_states, queue_trials
     from sweetspot.workers import Launch, drain_with_progress, supervise, threads_per_worker
 
@@ -197,7 +212,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     patience = args.grace + 2 * args.heartbeat
     if args.workers == 1:
-        drain_with_progress(study, Objective(config, splits, _artifacts(args, url)), total, progress=not args.no_progress,
+        drain_with_progress(study, _objective(args, config, splits, url), total, progress=not args.no_progress,
                             patience=patience)
     else:
         import torch
@@ -207,7 +222,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                        *(["--withheld", ",".join(map(str, args.withheld)) or "none"] if args.withheld is not None else []),
                        *(["--examples-per-class", str(args.examples_per_class)] if args.examples_per_class else []),
                        *(["--data-dir", args.data_dir] if args.data_dir else []), *(["--download"] if args.download else []),
-                       *(["--artifacts", args.artifacts] if args.artifacts else [])]
+                       *(["--artifacts", args.artifacts] if args.artifacts else []),
+                       *(["--checkpoints", args.checkpoints] if args.checkpoints else []),
+                       "--checkpoint-mb", str(args.checkpoint_mb), *(["--no-share"] if args.no_share else [])]
         gpus = torch.cuda.device_count() if args.device != "cpu" else 0
         launch = Launch(args.workers, worker_args, url, Path(args.log_dir), study.study_name, args.threads, gpus)
         code = supervise(launch, study, total, progress=not args.no_progress)
@@ -227,7 +244,6 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from optuna.trial import TrialState
 
     from sweetspot.config import load_config
-    from sweetspot.objective import Objective
     from sweetspot.study import count_states, worker_id
     from sweetspot.workers import drain_with_progress
 
@@ -239,7 +255,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         time.sleep(2)
         queued = count_states(study)[TrialState.WAITING]
     total = min(queued, args.trials) if args.trials else queued
-    ran = drain_with_progress(study, Objective(config, splits, _artifacts(args, url)), total, progress=not args.no_progress,
+    ran = drain_with_progress(study, _objective(args, config, splits, url), total, progress=not args.no_progress,
                               max_trials=args.trials, patience=args.grace + 2 * args.heartbeat)
     print(f"worker {worker_id()}: ran {ran} trials of study {study.study_name!r}"
           + ("" if ran or queued else "; nothing was queued (queue trials with: sweetspot run --workers 0 --trials N)"))
@@ -458,6 +474,12 @@ def build_parser() -> argparse.ArgumentParser:
     workers.add_argument("--heartbeat", type=_positive_int, default=10, metavar="S", help="seconds between a running trial's heartbeats (default: 10)")
     workers.add_argument("--grace", type=_positive_int, default=60, metavar="S",
                          help="seconds without a heartbeat after which a trial is failed and queued again (default: 60)")
+    workers.add_argument("--no-share", action="store_true",
+                         help="train every teacher from scratch (default: continue the longest stored checkpoint of its path)")
+    workers.add_argument("--checkpoints", metavar="DIR", help="teacher checkpoint folder (default: $SWEETSPOT_CHECKPOINTS, "
+                         "else checkpoints/ in the artifact folder)")
+    workers.add_argument("--checkpoint-mb", type=_positive_int, default=2048, metavar="MB",
+                         help="size bound of the checkpoint folder; least recently used files go first (default: 2048)")
 
     run = sub.add_parser("run", parents=[storage, compute, workers, transfer, common], help="queue trials and run them (create or continue a study)")
     run.add_argument("--trials", type=_positive_int, metavar="N", help="trials to add to the study, across all workers (default: the config's n_trials)")

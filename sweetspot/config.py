@@ -12,6 +12,7 @@ import dataclasses
 import difflib
 import json
 import math
+import struct
 import types
 import typing
 from dataclasses import dataclass, field
@@ -40,10 +41,21 @@ RECORD_ATTRS: dict[str, str] = {
     "teacher_entropy_by_T": "normalised soft-label entropy at each T of ENTROPY_GRID: {\"1\": ..., \"20\": ...}",
     "time_s": "wall time of each phase: {\"teacher\", \"soft_labels\", \"student\", \"total\"}",
     "seed": "the trial's seed",
+    "teacher_epochs": "teacher epochs trained by this trial and reused from a stored checkpoint: {\"trained\", \"reused\"}",
+}
+# Stored only where an early_stop rule is set.
+EARLY_STOP_ATTRS: dict[str, str] = {
+    "teacher_curve": "per epoch, the teacher's entropy at T and accuracy on the validation inputs",
+    "pruned_reason": "why the rule or Optuna's pruner stopped the trial (PRUNED trials only)",
 }
 DIRECTIONS = ("maximize", "minimize")
 SAMPLERS = ("tpe", "random", "nsga2")
 OPTIMIZERS = ("adam", "adamw", "sgd")
+# constant: lr throughout; exponential: lr * lr_decay^epoch; cosine: to zero over the run's epochs
+# (cosine depends on the total number of epochs, so trials with different epochs cannot share a path)
+SCHEDULES = ("constant", "exponential", "cosine")
+PRUNERS = ("none", "median", "successive-halving", "hyperband")
+CURVES = ("teacher_entropy", "teacher_val_acc")
 
 
 @dataclass(frozen=True)
@@ -63,6 +75,8 @@ class NetConfig:
     options: dict[str, Any] = field(default_factory=dict)  # the architecture's keyword arguments
     optimizer: str = "adam"  # adam | adamw | sgd
     lr: float = 1e-3  # learning rate
+    schedule: str = "constant"  # constant | exponential | cosine, stepped once per epoch
+    lr_decay: float = 0.95  # exponential schedule: the factor per epoch
 
 
 @dataclass(frozen=True)
@@ -87,7 +101,26 @@ class SearchConfig:
     epochs: tuple[int, int] = (1, 100)  # integers, log scale
     teacher_lr: tuple[float, float] | None = None  # optional, log scale
     temperature: tuple[float, float] | None = None  # optional, linear scale
-    repeats: bool = False  # train again when a finished trial already has the same parameters
+    repeats: bool = False  # train again, with the trial's own seed, when a finished trial has the same parameters
+
+
+@dataclass(frozen=True)
+class EarlyStopConfig:
+    """Stop a trial's teacher as soon as it has left the useful region (the trial is PRUNED).
+
+    The rule reads the teacher after every epoch on the validation inputs: its entropy at the
+    trial's T and its accuracy. ``pruner`` adds one of Optuna's pruners on that epoch curve (single
+    objective only: Optuna cannot prune multi-objective studies through ``trial.report``).
+    """
+
+    entropy_floor: float | None = None  # stop once the entropy at T is below this (label-smoothing region)
+    accuracy_ceiling: float | None = None  # stop once validation accuracy is above this (over-trained)
+    pruner: str = "none"  # none | median | successive-halving | hyperband
+    curve: str = "teacher_entropy"  # what the pruner reads: teacher_entropy | teacher_val_acc
+
+    @property
+    def active(self) -> bool:
+        return self.entropy_floor is not None or self.accuracy_ceiling is not None or self.pruner != "none"
 
 
 @dataclass(frozen=True)
@@ -106,6 +139,7 @@ class StudyConfig:
     student: StudentConfig = field(default_factory=StudentConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
+    early_stop: EarlyStopConfig = field(default_factory=EarlyStopConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict: the form stored in the study and written to exports."""
@@ -160,7 +194,7 @@ def config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[
 
 # --- building -------------------------------------------------------------------------------------
 
-_TRAINING_KEYS = {"arch", "optimizer", "lr", "epochs", "batch_size"}
+_TRAINING_KEYS = {"arch", "optimizer", "lr", "schedule", "lr_decay", "epochs", "batch_size"}
 
 
 def _build(cls: type, raw: Any, source: str, where: str) -> Any:
@@ -258,6 +292,9 @@ def _check_ranges(c: StudyConfig, source: str) -> None:
         _check_choice(f"{section}.optimizer", net.optimizer, OPTIMIZERS, source)
         if not net.lr > 0 or not math.isfinite(net.lr):
             fail(f"{section}.lr", f"must be a positive number, got {net.lr}")
+        _check_choice(f"{section}.schedule", net.schedule, SCHEDULES, source)
+        if not 0.0 < net.lr_decay <= 1.0:
+            fail(f"{section}.lr_decay", f"must be within (0, 1], got {net.lr_decay}")
     if c.student.epochs < 1:
         fail("student.epochs", f"must be >= 1, got {c.student.epochs}")
     if c.student.batch_size < 1:
@@ -288,6 +325,24 @@ def _check_ranges(c: StudyConfig, source: str) -> None:
         fail("search.teacher_lr", f"must be [low, high] with 0 < low <= high, got {list(s.teacher_lr)}")
     if s.temperature is not None and not 0 < s.temperature[0] <= s.temperature[1]:
         fail("search.temperature", f"must be [low, high] with 0 < low <= high, got {list(s.temperature)}")
+    e = c.early_stop
+    if e.entropy_floor is not None and not 0.0 < e.entropy_floor < 1.0:
+        fail("early_stop.entropy_floor", f"must be between 0 and 1 (normalised entropy), or null; got {e.entropy_floor}")
+    if e.accuracy_ceiling is not None and not 0.0 < e.accuracy_ceiling <= 1.0:
+        fail("early_stop.accuracy_ceiling", f"must be within (0, 1], or null; got {e.accuracy_ceiling}")
+    _check_choice("early_stop.pruner", e.pruner, PRUNERS, source)
+    _check_choice("early_stop.curve", e.curve, CURVES, source)
+    if e.pruner != "none" and len(c.objectives) > 1:
+        fail("early_stop.pruner", f"needs a single objective (this study has {len(c.objectives)}: Optuna cannot prune "
+             "multi-objective studies); use entropy_floor / accuracy_ceiling, which work with any number")
+
+
+def trajectory_seed(config: StudyConfig, batch_size: int, lr: float) -> int:
+    """The seed of a teacher's training path: a function of what defines the path and nothing else
+    (not the epochs, not the trial number), so that trials differing only in epochs walk one path
+    and a longer one can continue a shorter one's checkpoint."""
+    lr_bits = int.from_bytes(struct.pack("<d", lr), "little")
+    return derive_seed(config.seed, 2, batch_size, lr_bits)
 
 
 def derive_seed(*entropy: int) -> int:

@@ -53,6 +53,8 @@ def teacher_recipe(config: StudyConfig, trial: FrozenTrial) -> dict[str, Any]:
         "options": dict(config.teacher.options),
         "optimizer": config.teacher.optimizer,
         "lr": trial.params.get("teacher_lr", config.teacher.lr),
+        "schedule": config.teacher.schedule,
+        "lr_decay": config.teacher.lr_decay,
         "batch_size": trial.params["batch_size"],
         "epochs": trial.params["epochs"],
         "seed": trial.user_attrs["seed"],
@@ -61,7 +63,8 @@ def teacher_recipe(config: StudyConfig, trial: FrozenTrial) -> dict[str, Any]:
 
 def net_from_recipe(recipe: dict[str, Any]) -> NetConfig:
     """The teacher network and its optimisation, as ``teacher_recipe`` wrote them."""
-    return NetConfig(recipe["arch"], dict(recipe.get("options") or {}), recipe["optimizer"], recipe["lr"])
+    return NetConfig(recipe["arch"], dict(recipe.get("options") or {}), recipe["optimizer"], recipe["lr"],
+                     recipe.get("schedule", "constant"), recipe.get("lr_decay", 0.95))
 
 
 def build_export(

@@ -17,8 +17,10 @@ from optuna_dashboard import save_note
 from torch import nn
 
 from sweetspot.artifacts import save_trial_artifacts
-from sweetspot.config import ENTROPY_GRID, NetConfig, StudyConfig, batch_size_choices, derive_seed
+from sweetspot.checkpoints import CheckpointStore, trajectory_key
+from sweetspot.config import ENTROPY_GRID, StudyConfig, batch_size_choices, derive_seed, trajectory_seed
 from sweetspot.data import Splits, check_classes, check_dataset, class_name, load_splits, transfer_indices
+from sweetspot.early_stop import CURVE_POINT, rule_reason
 from sweetspot.errors import ConfigError, TrainingDiverged
 from sweetspot.metrics import (
     accuracy,
@@ -33,7 +35,8 @@ from sweetspot.metrics import (
 from sweetspot.models import build_model, check_net
 from sweetspot.notes import trial_note
 from sweetspot.study import STORAGE_ERRORS, worker_id
-from sweetspot.training import distill, make_optimizer, predict_logits, train_classifier
+from sweetspot.training import distill, make_optimizer, make_scheduler, predict_logits
+from sweetspot.trajectories import Watch, run_teacher
 
 T = TypeVar("T")
 
@@ -46,6 +49,15 @@ class TeacherParams:
     epochs: int
     teacher_lr: float | None = None  # None: the config's teacher.lr
     temperature: float | None = None  # None: the config's distill.temperature
+
+
+class TeacherStopped(Exception):
+    """An early-stop rule or pruner ended the teacher's training: the trial is pruned, not scored."""
+
+    def __init__(self, reason: str, record: dict[str, Any]) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.record = record  # teacher_epochs and teacher_curve, stored on the pruned trial
 
 
 @dataclass
@@ -110,16 +122,15 @@ def params_from_dict(params: dict[str, Any]) -> TeacherParams:
     )
 
 
-def train_teacher(net: NetConfig, splits: Splits, batch_size: int, epochs: int, lr: float, generator: torch.Generator) -> nn.Module:
-    """``net`` trained on the whole training split with hard labels. Initial weights come from torch's
-    global seed and the batch order from ``generator``: the caller seeds both (run_trial, the
-    experiments and `sweetspot teacher` the same way, so that each retrains a trial's teacher exactly)."""
-    teacher = build_model(net, splits.input_shape, splits.n_classes).to(splits.x_train.device)
-    train_classifier(
-        teacher, splits.x_train, splits.y_train,
-        optimizer=make_optimizer(net.optimizer, teacher, lr), batch_size=batch_size, epochs=epochs, generator=generator,
-    )
-    return teacher
+def path_key(config: StudyConfig, params: TeacherParams, seed: int, device: torch.device) -> str:
+    """Names the teacher's training path: everything that decides it except the epochs. The device
+    type and thread count are in it because they change the floating-point sums."""
+    data = config.fingerprint()["data"]
+    return trajectory_key({
+        "teacher": config.to_dict()["teacher"], "lr": params.teacher_lr or config.teacher.lr,
+        "batch_size": params.batch_size, "seed": seed, "data": data, "split_seed": config.seed,
+        "device": device.type, "threads": torch.get_num_threads(), "torch": torch.__version__,
+    })
 
 
 def run_trial(
@@ -129,11 +140,15 @@ def run_trial(
     seed: int,
     *,
     split: str = "val",
+    checkpoints: CheckpointStore | None = None,
+    watch: Watch | None = None,
 ) -> TrialOutcome:
     """Train a teacher with ``params``, distil the student from it, and score both on ``split``.
 
     ``splits`` must already be on the device to use. Deterministic on CPU for a fixed seed and
-    thread count. Raises TrainingDiverged if a loss becomes NaN or infinite.
+    thread count; ``checkpoints`` (a shared prefix of the teacher's path) changes nothing but the
+    time. Raises TrainingDiverged if a loss becomes NaN or infinite, TeacherStopped if ``watch``
+    stops the teacher.
     """
     device = splits.x_train.device
     temperature = params.temperature or config.distill.temperature
@@ -143,8 +158,17 @@ def run_trial(
     timings: dict[str, float] = {}
 
     start = time.perf_counter()
-    teacher = train_teacher(config.teacher, splits, params.batch_size, params.epochs, params.teacher_lr or config.teacher.lr, generator)
+    run = run_teacher(
+        config.teacher, splits, params.batch_size, params.epochs, params.teacher_lr or config.teacher.lr, generator,
+        store=checkpoints, key=path_key(config, params, seed, device) if checkpoints else None, watch=watch, temperature=temperature,
+    )
     timings["teacher"] = time.perf_counter() - start
+    record: dict[str, Any] = {"teacher_epochs": {"trained": run.epochs_trained, "reused": run.epochs_reused}}
+    if run.curve is not None:
+        record["teacher_curve"] = run.curve
+    if run.stopped is not None:
+        raise TeacherStopped(run.stopped, record)
+    teacher = run.teacher
 
     start = time.perf_counter()
     index = transfer_indices(splits.y_train, withheld, config.distill.examples_per_class, seed)
@@ -158,11 +182,12 @@ def run_trial(
 
     start = time.perf_counter()
     student = build_model(config.student, splits.input_shape, splits.n_classes).to(device)
+    optimizer = make_optimizer(config.student.optimizer, student, config.student.lr)
     distill(
         student, x_transfer, transfer_logits, y_transfer,
-        temperature=temperature, alpha=config.distill.alpha,
-        optimizer=make_optimizer(config.student.optimizer, student, config.student.lr),
+        temperature=temperature, alpha=config.distill.alpha, optimizer=optimizer,
         batch_size=config.student.batch_size, epochs=config.student.epochs, generator=generator,
+        scheduler=make_scheduler(config.student.schedule, optimizer, config.student.epochs, config.student.lr_decay),
     )
     student_eval_logits = predict_logits(student, x_eval)
     timings["student"] = time.perf_counter() - start
@@ -178,6 +203,7 @@ def run_trial(
         "student_teacher_agreement": agreement(student_eval_logits, teacher_eval_logits),
         "teacher_entropy_by_T": {str(t): normalized_entropy(transfer_logits, t) for t in ENTROPY_GRID},
         "time_s": {**timings, "total": sum(timings.values())},
+        **record,
     }
     return TrialOutcome(metrics, teacher, student, soft_labels_by_class(teacher_eval_logits, y_eval, temperature))
 
@@ -189,28 +215,38 @@ class Objective:
     returns NaN, which Optuna records as a failed trial without stopping the study.
     """
 
-    def __init__(self, config: StudyConfig, splits: Splits, artifacts: FileSystemArtifactStore | None = None) -> None:
+    def __init__(
+        self, config: StudyConfig, splits: Splits, artifacts: FileSystemArtifactStore | None = None,
+        checkpoints: CheckpointStore | None = None,
+    ) -> None:
         self.config = config
         self.splits = splits
         self.artifacts = artifacts  # where each trial's teacher weights and soft-label picture go
+        self.checkpoints = checkpoints  # shared teacher paths (None: every trial trains from scratch)
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
         params = with_retries(suggest_params, trial, self.config)
         temperature = params.temperature or self.config.distill.temperature
         # a retried trial (its worker died) keeps the seed it was first given
-        seed = trial.user_attrs.get("seed", derive_seed(self.config.seed, trial.number))
+        seed = trial.user_attrs["seed"] if "seed" in trial.user_attrs else trial_seed(self.config, trial.number, params)
         with_retries(trial.set_user_attr, "worker", worker_id())
         twin = None if self.config.search.repeats else with_retries(_finished_twin, trial)
         if twin is not None:  # its seed comes along, so that an export retrains the same teacher
             metrics = {k: v for k, v in twin.user_attrs.items() if k != "worker"}
             metrics["reused_from"] = twin.number
+            metrics["teacher_epochs"] = {"trained": 0, "reused": params.epochs}
         else:
             with_retries(trial.set_user_attr, "seed", seed)
             try:
-                outcome = run_trial(self.config, self.splits, params, seed)
+                outcome = run_trial(self.config, self.splits, params, seed, checkpoints=self.checkpoints,
+                                    watch=self._watch(trial, temperature))
             except TrainingDiverged as exc:
                 with_retries(trial.set_user_attr, "fail_reason", str(exc))
                 return tuple(math.nan for _ in self.config.objectives)
+            except TeacherStopped as stop:
+                for key, value in {**stop.record, "pruned_reason": stop.reason}.items():
+                    with_retries(trial.set_user_attr, key, value)
+                raise optuna.TrialPruned(stop.reason) from None
             except KeyboardInterrupt:
                 trial.set_user_attr("fail_reason", "interrupted")
                 raise
@@ -224,6 +260,33 @@ class Objective:
         with_retries(save_note, trial, note)
         values = [metrics[m] for m in self.config.objectives]
         return tuple(math.nan if v is None else float(v) for v in values)
+
+
+    def _watch(self, trial: optuna.Trial, temperature: float) -> Watch | None:
+        """The early-stop rule and Optuna's pruner, applied to each epoch of the teacher."""
+        rule = self.config.early_stop
+        if not rule.active:
+            return None
+        curve_key = CURVE_POINT[rule.curve]
+
+        def watch(point: dict[str, float]) -> str | None:
+            reason = rule_reason(rule, point, temperature)
+            if reason is None and rule.pruner != "none":
+                epoch = int(point["epoch"])
+                with_retries(trial.report, point[curve_key], epoch)
+                if with_retries(trial.should_prune):
+                    reason = f"Optuna's {rule.pruner} pruner after epoch {epoch} ({rule.curve} {point[curve_key]:.4f})"
+            return reason
+
+        return watch
+
+
+def trial_seed(config: StudyConfig, number: int, params: TeacherParams) -> int:
+    """The path's seed (trials differing only in epochs share a teacher path), or with
+    ``search.repeats`` the trial's own (repeats are meant to differ)."""
+    if config.search.repeats:
+        return derive_seed(config.seed, number)
+    return trajectory_seed(config, params.batch_size, params.teacher_lr or config.teacher.lr)
 
 
 def with_retries(call: Callable[..., T], *args: Any, attempts: int = 5, pause: float = 0.5) -> T:

@@ -22,6 +22,7 @@ from optuna_dashboard import save_note
 from sqlalchemy.engine import make_url
 
 from sweetspot.config import StudyConfig, config_diff, config_from_dict, derive_seed
+from sweetspot.early_stop import make_pruner
 from sweetspot.errors import ConfigError, StorageError
 from sweetspot.notes import study_note
 
@@ -208,12 +209,13 @@ def open_study(storage: optuna.storages.BaseStorage, name: str, config: StudyCon
             )
         n_before = len(existing.get_trials(deepcopy=False))
         sampler = make_sampler(config, derive_seed(config.seed, n_before, 1))
-        return optuna.load_study(study_name=name, storage=storage, sampler=sampler)
+        return optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=make_pruner(config.early_stop))
     study = optuna.create_study(
         storage=storage,
         study_name=name,
         directions=list(config.objectives.values()),
         sampler=make_sampler(config, derive_seed(config.seed, 0, 1)),
+        pruner=make_pruner(config.early_stop),
         load_if_exists=True,  # another worker may create it at the same moment
     )
     study.set_user_attr(CONFIG_ATTR, config.to_dict())

@@ -22,8 +22,8 @@ from sweetspot.errors import ConfigError
 from sweetspot.export import atomic_file, net_from_recipe
 from sweetspot.metrics import accuracy, normalized_entropy
 from sweetspot.models import build_model
-from sweetspot.objective import train_teacher
 from sweetspot.training import predict_logits
+from sweetspot.trajectories import train_teacher
 
 TOLERANCE = 1e-3  # largest difference from the export's figures accepted (same device type: exact)
 CHECKED = ("teacher_val_acc", "teacher_entropy")

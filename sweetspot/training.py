@@ -17,6 +17,7 @@ from torch import nn
 from sweetspot.errors import TrainingDiverged
 
 LossOfBatch = Callable[[torch.Tensor], torch.Tensor]  # batch indices -> scalar loss
+EpochHook = Callable[[int], bool]  # epoch number (1-based) -> True to stop training after it
 
 
 def make_optimizer(name: str, model: nn.Module, lr: float) -> torch.optim.Optimizer:
@@ -32,6 +33,15 @@ def make_optimizer(name: str, model: nn.Module, lr: float) -> torch.optim.Optimi
     raise ValueError(f"unknown optimizer {name!r}")  # config validation makes this unreachable
 
 
+def make_scheduler(name: str, optimizer: torch.optim.Optimizer, epochs: int, lr_decay: float) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """The per-epoch learning-rate schedule (``None``: constant). Only ``cosine`` reads ``epochs``."""
+    if name == "exponential":
+        return torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=lr_decay)
+    if name == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+    return None
+
+
 def train_loop(
     model: nn.Module,
     n_examples: int,
@@ -42,14 +52,20 @@ def train_loop(
     epochs: int,
     generator: torch.Generator,
     what: str,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    first_epoch: int = 1,
+    after_epoch: EpochHook | None = None,
 ) -> list[float]:
     """Minibatch SGD over ``range(n_examples)``: one seeded permutation per epoch, the last batch
     kept even if short (as a DataLoader with ``drop_last=False``). Returns the mean loss of each
-    epoch; raises TrainingDiverged as soon as an epoch's loss is not finite."""
+    epoch; raises TrainingDiverged as soon as an epoch's loss is not finite.
+
+    ``first_epoch`` numbers the epochs of a resumed run; ``after_epoch(epoch)`` runs after each
+    epoch (it may evaluate the model) and stops training by returning True."""
     device = next(model.parameters()).device
     model.train()
     history = []
-    for epoch in range(epochs):
+    for epoch in range(first_epoch, first_epoch + epochs):
         order = torch.randperm(n_examples, generator=generator).to(device)
         total = torch.zeros((), device=device)
         for start in range(0, n_examples, batch_size):
@@ -61,8 +77,15 @@ def train_loop(
             total += loss.detach() * len(index)
         mean = total.item() / n_examples  # one sync per epoch
         if not math.isfinite(mean):
-            raise TrainingDiverged(f"{what} loss became {mean} in epoch {epoch + 1}")
+            raise TrainingDiverged(f"{what} loss became {mean} in epoch {epoch}")
         history.append(mean)
+        if scheduler is not None:
+            scheduler.step()
+        if after_epoch is not None:
+            stop = after_epoch(epoch)
+            model.train()  # the hook may have evaluated it
+            if stop:
+                break
     model.eval()
     return history
 
@@ -76,6 +99,9 @@ def train_classifier(
     batch_size: int,
     epochs: int,
     generator: torch.Generator,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    first_epoch: int = 1,
+    after_epoch: EpochHook | None = None,
 ) -> list[float]:
     """Cross-entropy training on hard labels (the teacher)."""
     return train_loop(
@@ -87,6 +113,9 @@ def train_classifier(
         epochs=epochs,
         generator=generator,
         what="teacher",
+        scheduler=scheduler,
+        first_epoch=first_epoch,
+        after_epoch=after_epoch,
     )
 
 
@@ -134,6 +163,7 @@ def distill(
     batch_size: int,
     epochs: int,
     generator: torch.Generator,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
 ) -> list[float]:
     """Train ``student`` on (x, y) with the teacher's cached logits on the same examples."""
     return train_loop(
@@ -145,6 +175,7 @@ def distill(
         epochs=epochs,
         generator=generator,
         what="student",
+        scheduler=scheduler,
     )
 
 

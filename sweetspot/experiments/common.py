@@ -18,8 +18,8 @@ from sweetspot.data import Splits
 from sweetspot.errors import ConfigError
 from sweetspot.export import net_from_recipe
 from sweetspot.models import ARCHITECTURES, build_model
-from sweetspot.objective import train_teacher as fit_teacher
 from sweetspot.training import distill, make_optimizer, predict_logits
+from sweetspot.trajectories import train_teacher as fit_teacher
 
 Tick = Callable[[], None]  # advances the progress bar by one unit of work
 

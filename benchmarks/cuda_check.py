@@ -1,0 +1,71 @@
+"""One default-study trial on the CPU and on CUDA: both wall times and both sets of figures.
+
+A short prepared check for when a GPU machine is at hand (this project's CI has none). It runs the
+whole pipeline (teacher, soft labels, student, metrics) with the splits resident on each device,
+once to warm up and ``--repeats`` times timed, and checks that the tensors really live on CUDA.
+The figures differ between devices in the last digits (other kernels sum in another order); they
+should agree to about a point of accuracy.
+
+    .venv/bin/python benchmarks/cuda_check.py [--batch-size 64] [--epochs 20] [--repeats 3] [--config FILE]
+
+Exit code 1 (and one line) where no CUDA device is visible.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+
+import torch
+
+from sweetspot.config import load_config
+from sweetspot.objective import TeacherParams, prepare, run_trial
+
+
+def timed_trials(config, device: torch.device, params: TeacherParams, repeats: int) -> tuple[list[float], dict]:
+    splits = prepare(config, device)
+    assert splits.x_train.device.type == device.type, f"splits are on {splits.x_train.device}, not {device}"
+    run_trial(config, splits, params, seed=0)  # warm-up: kernels, allocator, cuBLAS handles
+    times, metrics = [], {}
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        outcome = run_trial(config, splits, params, seed=0)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - start)
+        assert next(outcome.teacher.parameters()).device.type == device.type
+        metrics = outcome.metrics
+    return times, metrics
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", help="study config YAML (default: the built-in digits study)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    if not torch.cuda.is_available():
+        print("cuda_check: no CUDA device visible here; run it on a GPU machine", file=sys.stderr)
+        return 1
+    config = load_config(args.config)
+    params = TeacherParams(args.batch_size, args.epochs)
+    print(f"torch {torch.__version__}, {torch.cuda.get_device_name(0)}, CPU threads {torch.get_num_threads()}; "
+          f"study {config.name!r}, trial batch {params.batch_size} x {params.epochs} epochs, {args.repeats} timed repeats")
+    keys = ("teacher_val_acc", "teacher_entropy", "student_val_acc", "student_withheld_acc")
+    rows = {}
+    for name in ("cpu", "cuda"):
+        times, metrics = timed_trials(config, torch.device(name), params, args.repeats)
+        rows[name] = statistics.mean(times)
+        figures = "  ".join(f"{k} {metrics[k]:.4f}" for k in keys if metrics[k] is not None)
+        print(f"{name:<5} {statistics.mean(times):7.2f} s (sd {statistics.stdev(times) if len(times) > 1 else 0:.2f})  {figures}", flush=True)
+    print(f"speed-up cuda over cpu: {rows['cpu'] / rows['cuda']:.1f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

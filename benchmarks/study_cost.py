@@ -1,0 +1,98 @@
+"""What a whole study costs: shared teacher paths on and off, and the same trials by a conventional pipeline.
+
+Runs ``sweetspot run`` on a Fashion-MNIST study (default ``studies/fashion-mnist-mlp.yaml``, 30
+trials) twice, each in a fresh SQLite file: with ``--no-share`` (every teacher from scratch) and with
+shared paths (the default). Prints epochs trained against epochs requested, both wall times, and
+checks that both studies chose the same parameters and got the same values (sharing may change
+nothing but the time). The conventional pipeline (``benchmarks/conventional.py``) is timed per
+epoch: loading the data once, one teacher epoch at each batch size the study used and one
+distillation epoch, summed over the study's 30 trials as it would run them one by one (``--full``
+runs every trial instead: hours on 2 cores). Targets (issue 6): at most 0.4 of the requested
+epochs trained with sharing on; the study at least 10x faster than the conventional pipeline.
+
+    .venv/bin/python benchmarks/study_cost.py [--config FILE] [--trials 30] [--data-dir DIR] [--full]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import conventional
+import optuna
+
+from sweetspot.config import load_config
+from sweetspot.sources import default_root, load_mnist_family
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_study(config: str, trials: int, share: bool, folder: Path, data_dir: str | None) -> tuple[float, optuna.Study]:
+    url = f"sqlite:///{folder / 'study.db'}"
+    cmd = [sys.executable, "-m", "sweetspot.cli", "run", config, "--trials", str(trials), "--storage", url,
+           "--artifacts", str(folder / "artifacts"), "--no-progress", *([] if share else ["--no-share"]),
+           *(["--data-dir", data_dir] if data_dir else [])]
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    seconds = time.perf_counter() - start
+    return seconds, optuna.load_study(study_name=load_config(config).name, storage=url)
+
+
+def epochs(study: optuna.Study) -> tuple[int, int]:
+    """(requested, trained) teacher epochs over the study's finished trials."""
+    done = [t for t in study.trials if t.state.is_finished() and "teacher_epochs" in t.user_attrs]
+    return sum(t.params["epochs"] for t in done), sum(t.user_attrs["teacher_epochs"]["trained"] for t in done)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default=str(REPO / "studies" / "fashion-mnist-mlp.yaml"))
+    parser.add_argument("--trials", type=int, default=30)
+    parser.add_argument("--data-dir", help="where the Fashion-MNIST files are (default: as sweetspot finds them)")
+    parser.add_argument("--full", action="store_true", help="run every trial through the conventional pipeline")
+    args = parser.parse_args()
+    config = load_config(args.config)
+    load_mnist_family("fashion-mnist", "FashionMNIST", args.data_dir or config.data.data_dir, False)
+    root = args.data_dir or config.data.data_dir or str(default_root())
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+    results = {}
+    for share in (False, True):
+        with tempfile.TemporaryDirectory() as tmp:
+            seconds, study = run_study(args.config, args.trials, share, Path(tmp), args.data_dir)
+            requested, trained = epochs(study)
+            rows = [(t.number, t.params, t.values) for t in study.trials]
+            results[share] = (seconds, requested, trained, rows, study.trials)
+            print(f"sharing {'on ' if share else 'off'}: {seconds:7.1f} s, teacher epochs trained {trained} of {requested} "
+                  f"requested ({trained / requested:.2f})", flush=True)
+    same = results[True][3] == results[False][3]
+    print(f"same parameters and values with sharing on and off: {'yes' if same else 'NO'}")
+
+    trials = results[True][4]
+    student = conventional.Trial(0, 0, config.student.epochs, config.student.batch_size, config.student.lr,
+                                 config.distill.withheld_classes[0], config.distill.temperature, config.distill.alpha)
+    plan = [(t.params["batch_size"], t.params["epochs"]) for t in trials]
+    if args.full:
+        total = sum(conventional.run(root, replace(student, teacher_batch=b, teacher_epochs=e), seed=0)[0] for b, e in plan)
+        how = "every trial run"
+    else:
+        load, per_batch, distill = conventional.epoch_costs(root, sorted({b for b, _ in plan}), student)
+        total = sum(load + e * per_batch[b] + student.student_epochs * distill for b, e in plan)
+        shown = ", ".join(f"batch {b} {s:.1f} s" for b, s in per_batch.items())
+        print(f"conventional, measured per epoch: load {load:.1f} s; teacher epoch {shown}; distillation epoch {distill:.1f} s")
+        how = "summed from the measured per-epoch costs"
+    on, off = results[True][0], results[False][0]
+    print(f"conventional pipeline, the same {len(plan)} trials one by one: {total:.0f} s ({how})")
+    print(f"epochs trained with sharing: {results[True][2] / results[True][1]:.2f} of requested (target <= 0.4)")
+    print(f"ratio conventional / sweetspot with sharing {total / on:.1f} (target >= 10); without sharing {total / off:.1f}; "
+          f"sharing on / off wall time {on / off:.2f}")
+    return 0 if same else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""A size-bounded folder of teacher checkpoints that trials of one path share.
+
+Trials that differ only in ``epochs`` walk the same training path (same network, optimizer,
+schedule, batch size, data and seed: ``trajectory_key``). A trial saves its teacher's state where
+it stopped; a later trial on the same path starts from the longest stored prefix that is not
+longer than its own run, and trains only the rest.
+
+Several workers (processes or machines mounting one folder) may read and write at once: a file
+appears under its final name only when complete (written aside, then ``os.replace``), a file that
+vanishes between listing and reading is skipped, and the least recently used files are deleted
+once the folder is over its size bound (under an advisory lock, so that two workers do not both
+evict). Files are read with ``torch.load(weights_only=True)``: no pickled code runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import pickle
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sweetspot.errors import StorageError
+
+CHECKPOINTS_ENV = "SWEETSPOT_CHECKPOINTS"
+DEFAULT_BUDGET_MB = 2048
+SUFFIX = ".ckpt"
+
+
+def trajectory_key(parts: dict[str, Any]) -> str:
+    """A short stable name for everything that defines a training path (a JSON-able dict)."""
+    text = json.dumps(parts, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+class CheckpointStore:
+    """Teacher checkpoints in ``root`` (created if missing), at most ``budget_bytes`` in all."""
+
+    def __init__(self, root: Path, budget_bytes: int) -> None:
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"--checkpoints: cannot create {root} ({exc.strerror})") from None
+        self.root = root
+        self.budget_bytes = budget_bytes
+
+    def _path(self, key: str, epoch: int) -> Path:
+        return self.root / f"{key}-{epoch:05d}{SUFFIX}"
+
+    def epochs_stored(self, key: str) -> list[int]:
+        """The epochs this path has checkpoints at, longest first."""
+        found = []
+        for path in self.root.glob(f"{key}-*{SUFFIX}"):
+            with contextlib.suppress(ValueError):
+                found.append(int(path.stem.rpartition("-")[2]))
+        return sorted(found, reverse=True)
+
+    def load(
+        self, key: str, max_epoch: int, device: torch.device, accept: Callable[[dict[str, Any]], bool] = lambda _: True
+    ) -> dict[str, Any] | None:
+        """The longest checkpoint of ``key`` at most ``max_epoch`` epochs long that ``accept`` takes,
+        marked as recently used; ``None`` if there is none."""
+        for epoch in self.epochs_stored(key):
+            if epoch > max_epoch:
+                continue
+            path = self._path(key, epoch)
+            try:
+                state = torch.load(path, map_location=device, weights_only=True)
+            except (FileNotFoundError, EOFError, RuntimeError, pickle.UnpicklingError):
+                continue  # evicted by another worker meanwhile, or unreadable: try a shorter one
+            if state.get("epoch") != epoch or not accept(state):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                os.utime(path)  # least recently *used*: a read counts
+            return state
+        return None
+
+    def save(self, key: str, epoch: int, state: dict[str, Any]) -> None:
+        """Store ``state`` as ``key``'s checkpoint at ``epoch`` (kept if one is there already), then
+        evict least-recently-used files until the folder fits its budget."""
+        path = self._path(key, epoch)
+        if path.exists():
+            with contextlib.suppress(FileNotFoundError):
+                os.utime(path)
+            return
+        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".writing-", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                torch.save(state, f)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        self.evict(keep=path)
+
+    def size(self) -> int:
+        return sum(size for _, size, _ in self._files())
+
+    def evict(self, keep: Path | None = None) -> list[Path]:
+        """Delete least-recently-used checkpoints until the total is within the budget (``keep``,
+        the one just written, goes last). Returns what was deleted."""
+        removed = []
+        with self._lock():
+            files = sorted(self._files(), key=lambda f: (f[0] == keep, f[2]))
+            total = sum(size for _, size, _ in files)
+            for path, size, _ in files:
+                if total <= self.budget_bytes:
+                    break
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                    removed.append(path)
+                total -= size
+        return removed
+
+    def _files(self) -> list[tuple[Path, int, float]]:
+        out = []
+        for path in self.root.glob(f"*{SUFFIX}"):
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                continue
+            out.append((path, stat.st_size, stat.st_mtime))
+        return out
+
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        with open(self.root / ".evict.lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def checkpoint_dir(artifacts: Path, override: str | None = None) -> Path:
+    """``--checkpoints``, else ``$SWEETSPOT_CHECKPOINTS``, else ``checkpoints/`` in the study's artifact folder."""
+    chosen = override or os.environ.get(CHECKPOINTS_ENV)
+    return Path(chosen) if chosen else artifacts / "checkpoints"
