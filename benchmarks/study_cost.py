@@ -1,10 +1,11 @@
 """What a whole study costs: shared teacher paths on and off, and the same trials by a conventional pipeline.
 
 Runs ``sweetspot run`` on a Fashion-MNIST study (default ``studies/fashion-mnist-mlp.yaml``, 30
-trials) twice, each in a fresh SQLite file: with ``--no-share`` (every teacher from scratch) and with
-shared paths (the default). Prints epochs trained against epochs requested, both wall times, and
-checks that both studies chose the same parameters and got the same values (sharing may change
-nothing but the time). The conventional pipeline (``benchmarks/conventional.py``) is timed per
+trials) three times, each in a fresh SQLite file: with ``--no-share`` (every teacher from scratch),
+with shared paths (the default: checkpoints where trials stop) and with ``--checkpoint-every 1``
+(a checkpoint after every epoch too). Prints epochs trained against epochs requested and the wall
+times, and checks that all three chose the same parameters and got the same values (sharing may
+change nothing but the time). The conventional pipeline (``benchmarks/conventional.py``) is timed per
 epoch: loading the data once, one teacher epoch at each batch size the study used and one
 distillation epoch, summed over the study's 30 trials as it would run them one by one (``--full``
 runs every trial instead: hours on 2 cores). Targets (issue 6): at most 0.4 of the requested
@@ -32,15 +33,29 @@ from sweetspot.sources import default_root, load_mnist_family
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run_study(config: str, trials: int, share: bool, folder: Path, data_dir: str | None) -> tuple[float, optuna.Study]:
+MODES = {"sharing off": ["--no-share"], "sharing on": [], "every epoch": ["--checkpoint-every", "1"]}
+
+
+def run_study(config: str, trials: int, flags: list[str], folder: Path, data_dir: str | None) -> tuple[float, optuna.Study]:
     url = f"sqlite:///{folder / 'study.db'}"
     cmd = [sys.executable, "-m", "sweetspot.cli", "run", config, "--trials", str(trials), "--storage", url,
-           "--artifacts", str(folder / "artifacts"), "--no-progress", *([] if share else ["--no-share"]),
+           "--artifacts", str(folder / "artifacts"), "--no-progress", *flags,
            *(["--data-dir", data_dir] if data_dir else [])]
     start = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     seconds = time.perf_counter() - start
     return seconds, optuna.load_study(study_name=load_config(config).name, storage=url)
+
+
+def least_trainable(study: optuna.Study) -> int:
+    """Teacher epochs if every path were trained once, to its longest trial: what any sharing of
+    trials' paths must still train (a path is a batch size and learning rate here)."""
+    longest: dict[tuple, int] = {}
+    for t in study.trials:
+        if t.state.is_finished() and "teacher_epochs" in t.user_attrs:
+            path = (t.params["batch_size"], t.params.get("teacher_lr"))
+            longest[path] = max(longest.get(path, 0), t.params["epochs"])
+    return sum(longest.values())
 
 
 def epochs(study: optuna.Study) -> tuple[int, int]:
@@ -62,18 +77,21 @@ def main() -> int:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
 
     results = {}
-    for share in (False, True):
+    for mode, flags in MODES.items():
         with tempfile.TemporaryDirectory() as tmp:
-            seconds, study = run_study(args.config, args.trials, share, Path(tmp), args.data_dir)
+            seconds, study = run_study(args.config, args.trials, flags, Path(tmp), args.data_dir)
             requested, trained = epochs(study)
             rows = [(t.number, t.params, t.values) for t in study.trials]
-            results[share] = (seconds, requested, trained, rows, study.trials)
-            print(f"sharing {'on ' if share else 'off'}: {seconds:7.1f} s, teacher epochs trained {trained} of {requested} "
-                  f"requested ({trained / requested:.2f})", flush=True)
-    same = results[True][3] == results[False][3]
-    print(f"same parameters and values with sharing on and off: {'yes' if same else 'NO'}")
+            results[mode] = (seconds, requested, trained, rows, study.trials)
+            least = least_trainable(study)
+            print(f"{mode:<12} {seconds:7.1f} s, teacher epochs trained {trained} of {requested} requested "
+                  f"({trained / requested:.2f})", flush=True)
+    print(f"least any sharing could train (each of the study's paths once, to its longest trial): {least} "
+          f"({least / requested:.2f} of requested)")
+    same = all(r[3] == results["sharing off"][3] for r in results.values())
+    print(f"same parameters and values in all three: {'yes' if same else 'NO'}")
 
-    trials = results[True][4]
+    trials = results["sharing on"][4]
     student = conventional.Trial(0, 0, config.student.epochs, config.student.batch_size, config.student.lr,
                                  config.distill.withheld_classes[0], config.distill.temperature, config.distill.alpha)
     plan = [(t.params["batch_size"], t.params["epochs"]) for t in trials]
@@ -86,11 +104,13 @@ def main() -> int:
         shown = ", ".join(f"batch {b} {s:.1f} s" for b, s in per_batch.items())
         print(f"conventional, measured per epoch: load {load:.1f} s; teacher epoch {shown}; distillation epoch {distill:.1f} s")
         how = "summed from the measured per-epoch costs"
-    on, off = results[True][0], results[False][0]
+    off = results["sharing off"][0]
     print(f"conventional pipeline, the same {len(plan)} trials one by one: {total:.0f} s ({how})")
-    print(f"epochs trained with sharing: {results[True][2] / results[True][1]:.2f} of requested (target <= 0.4)")
-    print(f"ratio conventional / sweetspot with sharing {total / on:.1f} (target >= 10); without sharing {total / off:.1f}; "
-          f"sharing on / off wall time {on / off:.2f}")
+    for mode in ("sharing on", "every epoch"):
+        seconds, requested, trained = results[mode][:3]
+        print(f"{mode}: epochs trained {trained / requested:.2f} of requested (target <= 0.4); ratio conventional / "
+              f"sweetspot {total / seconds:.1f} (target >= 10); wall time against sharing off {seconds / off:.2f}")
+    print(f"sharing off: ratio conventional / sweetspot {total / off:.1f}")
     return 0 if same else 1
 
 

@@ -41,15 +41,17 @@ def trajectory_key(parts: dict[str, Any]) -> str:
 
 
 class CheckpointStore:
-    """Teacher checkpoints in ``root`` (created if missing), at most ``budget_bytes`` in all."""
+    """Teacher checkpoints in ``root`` (created if missing), at most ``budget_bytes`` in all; with
+    ``every`` = k > 0 also every k-th epoch of a run, so that a shorter trial finds its own epoch."""
 
-    def __init__(self, root: Path, budget_bytes: int) -> None:
+    def __init__(self, root: Path, budget_bytes: int, every: int = 0) -> None:
         try:
             root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StorageError(f"--checkpoints: cannot create {root} ({exc.strerror})") from None
         self.root = root
         self.budget_bytes = budget_bytes
+        self.every = every
 
     def _path(self, key: str, epoch: int) -> Path:
         return self.root / f"{key}-{epoch:05d}{SUFFIX}"

@@ -168,7 +168,8 @@ def _checkpoints(args: argparse.Namespace, url: str) -> Any:
     from sweetspot.artifacts import artifact_dir
     from sweetspot.checkpoints import CheckpointStore, checkpoint_dir
 
-    return CheckpointStore(checkpoint_dir(artifact_dir(url, args.artifacts), args.checkpoints), args.checkpoint_mb * 2**20)
+    return CheckpointStore(checkpoint_dir(artifact_dir(url, args.artifacts), args.checkpoints), args.checkpoint_mb * 2**20,
+                           args.checkpoint_every)
 
 
 def _objective(args: argparse.Namespace, config: Any, splits: Any, url: str) -> Any:
@@ -224,7 +225,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                        *(["--data-dir", args.data_dir] if args.data_dir else []), *(["--download"] if args.download else []),
                        *(["--artifacts", args.artifacts] if args.artifacts else []),
                        *(["--checkpoints", args.checkpoints] if args.checkpoints else []),
-                       "--checkpoint-mb", str(args.checkpoint_mb), *(["--no-share"] if args.no_share else [])]
+                       "--checkpoint-mb", str(args.checkpoint_mb), "--checkpoint-every", str(args.checkpoint_every),
+                       *(["--no-share"] if args.no_share else [])]
         gpus = torch.cuda.device_count() if args.device != "cpu" else 0
         launch = Launch(args.workers, worker_args, url, Path(args.log_dir), study.study_name, args.threads, gpus)
         code = supervise(launch, study, total, progress=not args.no_progress)
@@ -480,6 +482,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "else checkpoints/ in the artifact folder)")
     workers.add_argument("--checkpoint-mb", type=_positive_int, default=2048, metavar="MB",
                          help="size bound of the checkpoint folder; least recently used files go first (default: 2048)")
+    workers.add_argument("--checkpoint-every", type=_non_negative_int, default=0, metavar="K",
+                         help="also store every K-th epoch of a teacher, for shorter trials of its path (default: 0, "
+                         "only where trials stop)")
 
     run = sub.add_parser("run", parents=[storage, compute, workers, transfer, common], help="queue trials and run them (create or continue a study)")
     run.add_argument("--trials", type=_positive_int, metavar="N", help="trials to add to the study, across all workers (default: the config's n_trials)")

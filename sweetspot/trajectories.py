@@ -85,21 +85,26 @@ def run_teacher(
                 curve = list(state["curve"])
 
     stopped: str | None = None
+    every = store.every if sharing and store is not None else 0
 
     def after_epoch(epoch: int) -> bool:
         nonlocal stopped
-        assert watch is not None and curve is not None
-        logits = predict_logits(teacher, splits.x_val)
-        point = {"epoch": epoch, "entropy": normalized_entropy(logits, temperature), "accuracy": accuracy(logits, splits.y_val)}
-        curve.append(point)
-        stopped = watch(point)
+        if watch is not None and curve is not None:
+            logits = predict_logits(teacher, splits.x_val)
+            point = {"epoch": epoch, "entropy": normalized_entropy(logits, temperature), "accuracy": accuracy(logits, splits.y_val)}
+            curve.append(point)
+            stopped = watch(point)
+        if every and epoch % every == 0 and epoch < epochs and stopped is None:
+            assert store is not None and key is not None
+            store.save(key, epoch, _capture(epoch, teacher, optimizer, scheduler, generator, device, curve))
         return stopped is not None
 
     last = done
     if epochs > done:
         history = train_classifier(
             teacher, splits.x_train, splits.y_train, optimizer=optimizer, batch_size=batch_size, epochs=epochs - done,
-            generator=generator, scheduler=scheduler, first_epoch=done + 1, after_epoch=after_epoch if watch else None,
+            generator=generator, scheduler=scheduler, first_epoch=done + 1,
+            after_epoch=after_epoch if watch is not None or every else None,
         )
         last = done + len(history)
     if sharing and last > done:

@@ -93,6 +93,9 @@ BAD_RUN_INPUTS = [
     ({}, ["--storage", "postgresql+psycopg://bob:s3cret@127.0.0.1:1/test"], ["cannot open", "bob:***@"]),
     ({}, ["--trials", "0"], ["argument --trials: must be a positive integer, got '0'"]),
     ({}, ["--device", "tpu"], ["--device: unknown device 'tpu'"]),
+    ({"early_stop": {"pruner": "median"}}, [], ["early_stop.pruner needs a single objective", "entropy_floor"]),
+    ({"teacher.schedule": "cosin"}, [], ["teacher.schedule", "did you mean 'cosine'", "constant, exponential, cosine"]),
+    ({}, ["--checkpoint-mb", "0"], ["--checkpoint-mb", "a positive integer"]),
 ]
 
 
@@ -203,3 +206,30 @@ def test_transfer_set_flags_override_the_config_and_are_checked(cli, tiny_config
     assert cli("run", tiny_config_file, "--storage", storage_url, "--trials", "1", "--no-progress")[0] == 0
     code, _, err = cli("run", tiny_config_file, "--storage", storage_url, "--withheld", "0", "--no-progress")
     assert code == 2 and "distill.withheld_classes" in err and "different config" in err
+
+
+def test_run_shares_teacher_paths_through_the_checkpoint_folder(cli, write_config, storage_url, tmp_path, artifacts_in_tmp):
+    config = write_config({"search.batch_size": [64, 64], "search.epochs": [1, 6], "n_trials": 6})
+    assert cli("run", config, "--storage", storage_url, "--no-progress")[0] == 0
+    study = optuna.load_study(study_name="tiny", storage=storage_url)
+    epochs = [t.user_attrs["teacher_epochs"] for t in study.trials]
+    assert all(e["trained"] + e["reused"] == t.params["epochs"] for e, t in zip(epochs, study.trials, strict=True))
+    assert sum(e["reused"] for e in epochs) > 0  # one batch size: every later trial continues an earlier one
+    assert list((artifacts_in_tmp / "checkpoints").glob("*.ckpt"))
+    other = tmp_path / "no-share.db"
+    assert cli("run", config, "--storage", f"sqlite:///{other}", "--no-progress", "--no-share",
+               "--checkpoints", tmp_path / "unused")[0] == 0
+    plain = optuna.load_study(study_name="tiny", storage=f"sqlite:///{other}")
+    assert [t.values for t in plain.trials] == [t.values for t in study.trials]
+    assert all(t.user_attrs["teacher_epochs"]["reused"] == 0 or "reused_from" in t.user_attrs for t in plain.trials)
+    assert not (tmp_path / "unused").exists()
+
+
+def test_a_pruned_trial_is_counted_and_reported(cli, write_config, storage_url):
+    config = write_config({"early_stop": {"entropy_floor": 0.9999}, "search.batch_size": [32, 32], "search.epochs": [3, 4]})
+    code, out, _ = cli("run", config, "--storage", storage_url, "--trials", "2", "--no-progress")
+    assert code == 0
+    study = optuna.load_study(study_name="tiny", storage=storage_url)
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.PRUNED] * 2
+    assert "after epoch" in study.trials[0].user_attrs["pruned_reason"]
+    assert "0 finished of 2 trials" in out

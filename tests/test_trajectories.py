@@ -84,7 +84,6 @@ def test_a_watched_run_replays_stored_epochs_through_the_watch(tiny, tmp_path: P
 
     def watch(point):
         seen.append(int(point["epoch"]))
-        return None
 
     def run(epochs):
         generator = torch.Generator().manual_seed(5)
@@ -119,3 +118,16 @@ def test_sharing_on_and_off_give_the_same_study(tiny, tmp_path: Path):
     for a, b in zip(on, off, strict=True):
         assert _science(a) == _science(b)
     assert len({t["seed"] for t in on}) == 1  # one path: the seed depends on batch size and lr, not epochs or trial
+
+
+def test_checkpoints_every_epoch_let_a_shorter_trial_reuse_a_longer_ones_path(tiny, tmp_path: Path):
+    config, splits = tiny
+    store = CheckpointStore(tmp_path, 2**30, every=2)
+    run_trial(config, splits, TeacherParams(64, 5), seed=7, checkpoints=store)
+    assert store.epochs_stored(next(iter(store.root.glob("*.ckpt"))).name.rpartition("-")[0]) == [5, 4, 2]
+    shorter = run_trial(config, splits, TeacherParams(64, 4), seed=7, checkpoints=store)
+    assert shorter.metrics["teacher_epochs"] == {"trained": 0, "reused": 4}
+    assert _science(shorter.metrics) == _science(run_trial(config, splits, TeacherParams(64, 4), seed=7).metrics)
+    odd = run_trial(config, splits, TeacherParams(64, 3), seed=7, checkpoints=store)
+    assert odd.metrics["teacher_epochs"] == {"trained": 1, "reused": 2}
+    assert _science(odd.metrics) == _science(run_trial(config, splits, TeacherParams(64, 3), seed=7).metrics)
