@@ -54,6 +54,9 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 # constant: lr throughout; exponential: lr * lr_decay^epoch; cosine: to zero over the run's epochs
 # (cosine depends on the total number of epochs, so trials with different epochs cannot share a path)
 SCHEDULES = ("constant", "exponential", "cosine")
+# float32, or bfloat16 autocast for the training steps (weights, optimizer and every metric stay float32):
+# 2 to 3.5 times the throughput on CPUs with AVX512-BF16 and on recent GPUs, slower on CPUs without
+PRECISIONS = ("float32", "bfloat16")
 PRUNERS = ("none", "median", "successive-halving", "hyperband")
 CURVES = ("teacher_entropy", "teacher_val_acc")
 
@@ -77,6 +80,7 @@ class NetConfig:
     lr: float = 1e-3  # learning rate
     schedule: str = "constant"  # constant | exponential | cosine, stepped once per epoch
     lr_decay: float = 0.95  # exponential schedule: the factor per epoch
+    precision: str = "float32"  # float32 | bfloat16 (autocast of the training steps)
 
 
 @dataclass(frozen=True)
@@ -194,7 +198,7 @@ def config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[
 
 # --- building -------------------------------------------------------------------------------------
 
-_TRAINING_KEYS = {"arch", "optimizer", "lr", "schedule", "lr_decay", "epochs", "batch_size"}
+_TRAINING_KEYS = {"arch", "optimizer", "lr", "schedule", "lr_decay", "precision", "epochs", "batch_size"}
 
 
 def _build(cls: type, raw: Any, source: str, where: str) -> Any:
@@ -293,6 +297,7 @@ def _check_ranges(c: StudyConfig, source: str) -> None:
         if not net.lr > 0 or not math.isfinite(net.lr):
             fail(f"{section}.lr", f"must be a positive number, got {net.lr}")
         _check_choice(f"{section}.schedule", net.schedule, SCHEDULES, source)
+        _check_choice(f"{section}.precision", net.precision, PRECISIONS, source)
         if not 0.0 < net.lr_decay <= 1.0:
             fail(f"{section}.lr_decay", f"must be within (0, 1], got {net.lr_decay}")
     if c.student.epochs < 1:

@@ -55,6 +55,7 @@ def teacher_recipe(config: StudyConfig, trial: FrozenTrial) -> dict[str, Any]:
         "lr": trial.params.get("teacher_lr", config.teacher.lr),
         "schedule": config.teacher.schedule,
         "lr_decay": config.teacher.lr_decay,
+        "precision": config.teacher.precision,
         "batch_size": trial.params["batch_size"],
         "epochs": trial.params["epochs"],
         "seed": trial.user_attrs["seed"],
@@ -64,7 +65,7 @@ def teacher_recipe(config: StudyConfig, trial: FrozenTrial) -> dict[str, Any]:
 def net_from_recipe(recipe: dict[str, Any]) -> NetConfig:
     """The teacher network and its optimisation, as ``teacher_recipe`` wrote them."""
     return NetConfig(recipe["arch"], dict(recipe.get("options") or {}), recipe["optimizer"], recipe["lr"],
-                     recipe.get("schedule", "constant"), recipe.get("lr_decay", 0.95))
+                     recipe.get("schedule", "constant"), recipe.get("lr_decay", 0.95), recipe.get("precision", "float32"))
 
 
 def build_export(

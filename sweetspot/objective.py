@@ -188,6 +188,7 @@ def run_trial(
         temperature=temperature, alpha=config.distill.alpha, optimizer=optimizer,
         batch_size=config.student.batch_size, epochs=config.student.epochs, generator=generator,
         scheduler=make_scheduler(config.student.schedule, optimizer, config.student.epochs, config.student.lr_decay),
+        precision=config.student.precision,
     )
     student_eval_logits = predict_logits(student, x_eval)
     timings["student"] = time.perf_counter() - start

@@ -47,9 +47,10 @@ def finished(study: optuna.Study) -> list[FrozenTrial]:
 
 
 def first_objective_order(study: optuna.Study, trials: list[FrozenTrial]) -> list[FrozenTrial]:
-    """Best first by the first objective (ties: trial number)."""
-    sign = -1.0 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else 1.0
-    return sorted(trials, key=lambda t: (sign * _num(t.values[0]), t.number))
+    """Best first by the first objective, ties broken by the following ones, then the trial number:
+    the export's rule, so that the report stars the trial the export calls best."""
+    signs = [-1.0 if d == optuna.study.StudyDirection.MAXIMIZE else 1.0 for d in study.directions]
+    return sorted(trials, key=lambda t: (*(s * _num(v) for s, v in zip(signs, t.values)), t.number))
 
 
 def _num(value: Any) -> float:

@@ -55,6 +55,7 @@ def train_loop(
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     first_epoch: int = 1,
     after_epoch: EpochHook | None = None,
+    precision: str = "float32",
 ) -> list[float]:
     """Minibatch SGD over ``range(n_examples)``: one seeded permutation per epoch, the last batch
     kept even if short (as a DataLoader with ``drop_last=False``). Returns the mean loss of each
@@ -70,7 +71,8 @@ def train_loop(
         total = torch.zeros((), device=device)
         for start in range(0, n_examples, batch_size):
             index = order[start : start + batch_size]
-            loss = loss_of_batch(index)
+            with precision_context(precision, device):  # forward and loss only, as autocast is meant
+                loss = loss_of_batch(index)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -102,6 +104,7 @@ def train_classifier(
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     first_epoch: int = 1,
     after_epoch: EpochHook | None = None,
+    precision: str = "float32",
 ) -> list[float]:
     """Cross-entropy training on hard labels (the teacher)."""
     return train_loop(
@@ -116,14 +119,23 @@ def train_classifier(
         scheduler=scheduler,
         first_epoch=first_epoch,
         after_epoch=after_epoch,
+        precision=precision,
     )
 
 
 @torch.no_grad()
 def predict_logits(model: nn.Module, x: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
-    """Logits in eval mode, in chunks so that large splits fit in memory."""
+    """Logits in eval mode and float32 (also inside a bfloat16 autocast: soft labels and metrics are
+    read to 4 digits), in chunks so that large splits fit in memory."""
     model.eval()
-    return torch.cat([model(x[i : i + chunk]) for i in range(0, len(x), chunk)])
+    with torch.autocast(x.device.type, enabled=False):
+        return torch.cat([model(x[i : i + chunk]) for i in range(0, len(x), chunk)])
+
+
+def precision_context(precision: str, device: torch.device) -> torch.autocast:
+    """The autocast a network's ``precision`` asks for its forward passes (disabled for float32).
+    Never around an optimizer step: autocast caches the low-precision copies of the weights."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16")
 
 
 def kd_loss(
@@ -164,6 +176,7 @@ def distill(
     epochs: int,
     generator: torch.Generator,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    precision: str = "float32",
 ) -> list[float]:
     """Train ``student`` on (x, y) with the teacher's cached logits on the same examples."""
     return train_loop(
@@ -176,6 +189,7 @@ def distill(
         generator=generator,
         what="student",
         scheduler=scheduler,
+        precision=precision,
     )
 
 

@@ -73,7 +73,8 @@ def run_teacher(
     done = 0
     if sharing:
         assert store is not None and key is not None
-        state = store.load(key, epochs, device, accept=lambda s: watch is None or s["curve"] is not None)
+        # a watched run needs the stored epochs' curve, measured at its own T
+        state = store.load(key, epochs, device, accept=lambda s: watch is None or (s["curve"] is not None and s["temperature"] == temperature))
         if state is not None:
             _restore(state, teacher, optimizer, scheduler, generator, device)
             done = state["epoch"]
@@ -96,7 +97,7 @@ def run_teacher(
             stopped = watch(point)
         if every and epoch % every == 0 and epoch < epochs and stopped is None:
             assert store is not None and key is not None
-            store.save(key, epoch, _capture(epoch, teacher, optimizer, scheduler, generator, device, curve))
+            store.save(key, epoch, _capture(epoch, teacher, optimizer, scheduler, generator, device, curve, temperature))
         return stopped is not None
 
     last = done
@@ -104,18 +105,18 @@ def run_teacher(
         history = train_classifier(
             teacher, splits.x_train, splits.y_train, optimizer=optimizer, batch_size=batch_size, epochs=epochs - done,
             generator=generator, scheduler=scheduler, first_epoch=done + 1,
-            after_epoch=after_epoch if watch is not None or every else None,
+            after_epoch=after_epoch if watch is not None or every else None, precision=net.precision,
         )
         last = done + len(history)
     if sharing and last > done:
         assert store is not None and key is not None
-        store.save(key, last, _capture(last, teacher, optimizer, scheduler, generator, device, curve))
+        store.save(key, last, _capture(last, teacher, optimizer, scheduler, generator, device, curve, temperature))
     return TeacherRun(teacher, last - done, done, curve, stopped)
 
 
 def _capture(
     epoch: int, teacher: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, generator: torch.Generator,
-    device: torch.device, curve: list[Point] | None,
+    device: torch.device, curve: list[Point] | None, temperature: float,
 ) -> dict[str, Any]:
     return {
         "epoch": epoch,
@@ -126,6 +127,7 @@ def _capture(
         "torch_rng": torch.get_rng_state(),
         "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
         "curve": curve,
+        "temperature": temperature,  # of the curve's entropies
     }
 
 

@@ -80,3 +80,13 @@ def test_study_and_trials_carry_notes_for_the_dashboard(cli, tiny_config_file, s
     for frozen in study.trials:
         trial = optuna.trial.Trial(study, frozen._trial_id)  # get_note reads a live trial
         assert get_note(trial).startswith(f"# Teacher: batch size {frozen.params['batch_size']}")
+
+
+def test_report_breaks_a_tie_on_the_first_objective_as_the_export_does(storage_url, tmp_path):
+    from sweetspot.export import ordered_front
+    from sweetspot.report import finished, first_objective_order
+
+    tied = [create_trial(state=TrialState.COMPLETE, values=[0.7, entropy], params={"batch_size": 64, "epochs": e},
+                         distributions=DISTS, user_attrs={}) for e, entropy in ((3, 0.90), (2, 0.96))]
+    study = _study(storage_url, tied)
+    assert first_objective_order(study, finished(study))[0].number == ordered_front(study)[0].number == 1

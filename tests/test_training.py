@@ -113,3 +113,15 @@ def test_distill_uses_only_the_cached_teacher_logits():
             optimizer=make_optimizer("adam", student, 0.05), batch_size=32, epochs=30,
             generator=torch.Generator().manual_seed(0))
     assert (predict_logits(student, x).argmax(1) == y).float().mean() > 0.85
+
+
+def test_predict_logits_stay_float32_inside_a_bfloat16_autocast():
+    from sweetspot.training import precision_context
+
+    model = torch.nn.Linear(8, 3)
+    x = torch.randn(5, 8)
+    with precision_context("bfloat16", x.device):
+        assert model(x).dtype == torch.bfloat16  # training steps run in bfloat16...
+        logits = predict_logits(model, x)
+    assert logits.dtype == torch.float32  # ...soft labels and metrics do not
+    assert torch.equal(logits, predict_logits(model, x))

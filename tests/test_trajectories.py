@@ -131,3 +131,36 @@ def test_checkpoints_every_epoch_let_a_shorter_trial_reuse_a_longer_ones_path(ti
     odd = run_trial(config, splits, TeacherParams(64, 3), seed=7, checkpoints=store)
     assert odd.metrics["teacher_epochs"] == {"trained": 1, "reused": 2}
     assert _science(odd.metrics) == _science(run_trial(config, splits, TeacherParams(64, 3), seed=7).metrics)
+
+
+def test_a_watched_run_does_not_replay_a_curve_measured_at_another_temperature(tiny, tmp_path: Path):
+    config, splits = tiny
+    store = CheckpointStore(tmp_path, 2**30)
+
+    def run(epochs, temperature):
+        generator = torch.Generator().manual_seed(5)
+        torch.manual_seed(5)
+        return run_teacher(config.teacher, splits, 64, epochs, 1e-3, generator, store=store, key="k",
+                           watch=lambda point: None, temperature=temperature)
+
+    hot = run(2, 9.0)
+    cold = run(3, 2.0)
+    assert (cold.epochs_trained, cold.epochs_reused) == (3, 0)  # the T=9 curve cannot stand in for T=2
+    assert cold.curve[1]["accuracy"] == hot.curve[1]["accuracy"]  # the same path...
+    assert cold.curve[1]["entropy"] < hot.curve[1]["entropy"]  # ...read at a lower T
+    assert (run(3, 9.0).epochs_reused, run(3, 2.0).epochs_reused) == (2, 3)
+
+
+def test_a_bfloat16_teacher_is_shared_exactly_and_kept_apart_from_float32(tmp_path: Path):
+    config = config_from_dict(DROPOUT | {"teacher": DROPOUT["teacher"] | {"precision": "bfloat16"}})
+    splits = prepare(config, CPU)
+    store = CheckpointStore(tmp_path, 2**30)
+    scratch = run_trial(config, splits, TeacherParams(64, 4), seed=3)
+    run_trial(config, splits, TeacherParams(64, 2), seed=3, checkpoints=store)
+    resumed = run_trial(config, splits, TeacherParams(64, 4), seed=3, checkpoints=store)
+    assert resumed.metrics["teacher_epochs"] == {"trained": 2, "reused": 2}
+    assert _science(resumed.metrics) == _science(scratch.metrics)
+    single = run_trial(config_from_dict(DROPOUT), splits, TeacherParams(64, 4), seed=3, checkpoints=store)
+    assert single.metrics["teacher_epochs"]["reused"] == 0  # float32 is another path
+    assert _science(single.metrics) != _science(scratch.metrics)
+    assert abs(single.metrics["teacher_val_acc"] - scratch.metrics["teacher_val_acc"]) < 0.1  # close, not equal
