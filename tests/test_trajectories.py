@@ -53,15 +53,20 @@ def test_paths_with_another_seed_or_batch_size_do_not_share(tiny, tmp_path: Path
     assert run_trial(config, splits, TeacherParams(32, 3), seed=7, checkpoints=store).metrics["teacher_epochs"]["reused"] == 0
 
 
-def test_an_exponential_schedule_shares_and_stays_exact(tmp_path: Path):
-    config = config_from_dict(DROPOUT | {"teacher": DROPOUT["teacher"] | {"schedule": "exponential", "lr_decay": 0.5}})
+def _resumed_and_scratch(teacher: dict, store: CheckpointStore, first: int) -> tuple:
+    """A 4-epoch trial resumed from a ``first``-epoch one, and the same trial from scratch."""
+    config = config_from_dict(DROPOUT | {"teacher": DROPOUT["teacher"] | teacher})
     splits = prepare(config, CPU)
-    store = CheckpointStore(tmp_path, 2**30)
     scratch = run_trial(config, splits, TeacherParams(64, 4), seed=3)
-    run_trial(config, splits, TeacherParams(64, 1), seed=3, checkpoints=store)
+    run_trial(config, splits, TeacherParams(64, first), seed=3, checkpoints=store)
     resumed = run_trial(config, splits, TeacherParams(64, 4), seed=3, checkpoints=store)
-    assert resumed.metrics["teacher_epochs"] == {"trained": 3, "reused": 1}
+    assert resumed.metrics["teacher_epochs"] == {"trained": 4 - first, "reused": first}
     assert _science(resumed.metrics) == _science(scratch.metrics)
+    return scratch, splits
+
+
+def test_an_exponential_schedule_shares_and_stays_exact(tmp_path: Path):
+    scratch, splits = _resumed_and_scratch({"schedule": "exponential", "lr_decay": 0.5}, CheckpointStore(tmp_path, 2**30), 1)
     # the schedule changes the path: a run with a constant rate differs
     assert _science(run_trial(config_from_dict(DROPOUT), splits, TeacherParams(64, 4), seed=3).metrics) != _science(scratch.metrics)
 
@@ -152,14 +157,8 @@ def test_a_watched_run_does_not_replay_a_curve_measured_at_another_temperature(t
 
 
 def test_a_bfloat16_teacher_is_shared_exactly_and_kept_apart_from_float32(tmp_path: Path):
-    config = config_from_dict(DROPOUT | {"teacher": DROPOUT["teacher"] | {"precision": "bfloat16"}})
-    splits = prepare(config, CPU)
     store = CheckpointStore(tmp_path, 2**30)
-    scratch = run_trial(config, splits, TeacherParams(64, 4), seed=3)
-    run_trial(config, splits, TeacherParams(64, 2), seed=3, checkpoints=store)
-    resumed = run_trial(config, splits, TeacherParams(64, 4), seed=3, checkpoints=store)
-    assert resumed.metrics["teacher_epochs"] == {"trained": 2, "reused": 2}
-    assert _science(resumed.metrics) == _science(scratch.metrics)
+    scratch, splits = _resumed_and_scratch({"precision": "bfloat16"}, store, 2)
     single = run_trial(config_from_dict(DROPOUT), splits, TeacherParams(64, 4), seed=3, checkpoints=store)
     assert single.metrics["teacher_epochs"]["reused"] == 0  # float32 is another path
     assert _science(single.metrics) != _science(scratch.metrics)
