@@ -2,8 +2,11 @@
 ``vs_conventional.py`` and ``study_cost.py``.
 
 torchvision's Fashion-MNIST with a ``ToTensor`` + ``Normalize`` transform, ``DataLoader``s (shuffled),
-plain Adam, and the teacher's forward pass on every distillation step. It trains on 48,000 seeded
-training images, as many as sweetspot's training split, so both do the same number of steps.
+plain Adam, and the teacher's forward pass on every distillation step. It trains on the very 48,000
+images of sweetspot's training split (the official training images less a stratified 20 % for
+validation, split seed 0), so both see the same data and take the same number of steps: with a
+random 48,000 instead, its student scored 1.4 points higher over 8 seeds, a difference of which
+images, not of pipelines.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -42,8 +46,14 @@ def datasets(root: str) -> tuple[Dataset, Dataset]:
     return tv.FashionMNIST(root, train=True, transform=transform), tv.FashionMNIST(root, train=False, transform=transform)
 
 
-def chosen_images(train: Dataset, seed: int) -> list[int]:
-    return torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:N_TRAIN].tolist()
+def training_images(train: Dataset) -> list[int]:
+    """sweetspot's training split of the official training images (``data.load_splits``, seed 0)."""
+    from sklearn.model_selection import train_test_split
+
+    labels = train.targets.numpy()
+    chosen, _ = train_test_split(np.arange(len(labels)), test_size=0.2, random_state=0, stratify=labels)
+    assert len(chosen) == N_TRAIN
+    return chosen.tolist()
 
 
 def teacher_epoch(teacher: nn.Module, optimizer: torch.optim.Optimizer, loader: DataLoader) -> None:
@@ -73,7 +83,7 @@ def run(root: str, trial: Trial, seed: int) -> tuple[float, float, float]:
     start = time.perf_counter()
     torch.manual_seed(seed)
     train, test = datasets(root)
-    chosen = chosen_images(train, seed)
+    chosen = training_images(train)
     teacher = mlp((1, 28, 28), 10)
     optimizer = torch.optim.Adam(teacher.parameters(), lr=1e-3)
     loader = DataLoader(Subset(train, chosen), batch_size=trial.teacher_batch, shuffle=True)
@@ -100,7 +110,7 @@ def epoch_costs(root: str, teacher_batches: list[int], trial: Trial) -> tuple[fl
     """Measured seconds: loading the data, one teacher epoch at each batch size, one distillation epoch."""
     start = time.perf_counter()
     train, _ = datasets(root)
-    chosen = chosen_images(train, 0)
+    chosen = training_images(train)
     load = time.perf_counter() - start
     per_batch = {}
     for batch in teacher_batches:
