@@ -52,7 +52,7 @@ def save_trial_artifacts(
     """Upload the teacher's state dict and the picture of its mean soft labels per class."""
     with tempfile.TemporaryDirectory() as tmp:
         weights = Path(tmp) / WEIGHTS_FILE
-        torch.save({k: v.detach().cpu() for k, v in teacher.state_dict().items()}, weights)
+        torch.save(cpu_state_dict(teacher), weights)
         picture = Path(tmp) / SOFT_LABELS_FILE
         draw_soft_labels(soft_labels, class_names, temperature, picture)
         upload_artifact(artifact_store=store, file_path=str(weights), study_or_trial=trial, mimetype="application/octet-stream")
@@ -68,6 +68,11 @@ def fetch_teacher_weights(
             download_artifact(artifact_store=store, artifact_id=meta.artifact_id, file_path=str(into))
             return into
     return None
+
+
+def cpu_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The weights as a plain state dict on the CPU: the form every weights file of sweetspot has."""
+    return {k: v.detach().cpu() for k, v in model.state_dict().items()}
 
 
 def load_weights(path: Path) -> dict[str, Any]:

@@ -20,7 +20,6 @@ import hashlib
 import json
 import os
 import pickle
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from typing import Any
 import torch
 
 from sweetspot.errors import StorageError
+from sweetspot.export import atomic_file
 
 CHECKPOINTS_ENV = "SWEETSPOT_CHECKPOINTS"
 DEFAULT_BUDGET_MB = 2048
@@ -92,15 +92,8 @@ class CheckpointStore:
             with contextlib.suppress(FileNotFoundError):
                 os.utime(path)
             return
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".writing-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save(state, f)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        with atomic_file(path) as tmp:
+            torch.save(state, tmp)
         self.evict(keep=path)
 
     def size(self) -> int:

@@ -161,21 +161,17 @@ def _artifacts(args: argparse.Namespace, url: str) -> Any:
     return open_artifact_store(artifact_dir(url, args.artifacts))
 
 
-def _checkpoints(args: argparse.Namespace, url: str) -> Any:
-    """The shared store of teacher checkpoints (see sweetspot/checkpoints.py), or None with --no-share."""
-    if args.no_share:
-        return None
-    from sweetspot.artifacts import artifact_dir
-    from sweetspot.checkpoints import CheckpointStore, checkpoint_dir
-
-    return CheckpointStore(checkpoint_dir(artifact_dir(url, args.artifacts), args.checkpoints), args.checkpoint_mb * 2**20,
-                           args.checkpoint_every)
-
-
 def _objective(args: argparse.Namespace, config: Any, splits: Any, url: str) -> Any:
+    """A worker's objective with the study's artifact store and, unless --no-share, the shared
+    store of teacher checkpoints (see sweetspot/checkpoints.py), by default inside the artifact folder."""
+    from sweetspot.artifacts import artifact_dir, open_artifact_store
+    from sweetspot.checkpoints import CheckpointStore, checkpoint_dir
     from sweetspot.objective import Objective
 
-    return Objective(config, splits, _artifacts(args, url), _checkpoints(args, url))
+    folder = artifact_dir(url, args.artifacts)
+    checkpoints = None if args.no_share else CheckpointStore(
+        checkpoint_dir(folder, args.checkpoints), args.checkpoint_mb * 2**20, args.checkpoint_every)
+    return Objective(config, splits, open_artifact_store(folder), checkpoints)
 
 
 def _summary(study: Any, url: str) -> None:

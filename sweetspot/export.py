@@ -31,17 +31,23 @@ SELECTION_RULE = (
 EXPORT_FORMATS = ("yaml", "json")
 
 
-def ordered_front(study: optuna.Study) -> list[FrozenTrial]:
-    """The Pareto front in the documented order (see SELECTION_RULE), each teacher once: a trial
-    that reused another's result (``reused_from``) is left out when that trial is on the front."""
+def best_first(study: optuna.Study, trials: list[FrozenTrial]) -> list[FrozenTrial]:
+    """``trials`` (finished, with values) in the documented order: by the first objective, ties by
+    the following ones in order, then by the lower trial number (see SELECTION_RULE)."""
 
     def key(trial: FrozenTrial) -> tuple[float, ...]:
         signed = [-v if d == StudyDirection.MAXIMIZE else v for v, d in zip(trial.values, study.directions)]
         return (*signed, trial.number)
 
+    return sorted(trials, key=key)
+
+
+def ordered_front(study: optuna.Study) -> list[FrozenTrial]:
+    """The Pareto front in the documented order, each teacher once: a trial that reused another's
+    result (``reused_from``) is left out when that trial is on the front."""
     front = study.best_trials
     numbers = {t.number for t in front}
-    return sorted((t for t in front if t.user_attrs.get("reused_from") not in numbers), key=key)
+    return best_first(study, [t for t in front if t.user_attrs.get("reused_from") not in numbers])
 
 
 def teacher_recipe(config: StudyConfig, trial: FrozenTrial) -> dict[str, Any]:

@@ -50,6 +50,10 @@ class TeacherParams:
     teacher_lr: float | None = None  # None: the config's teacher.lr
     temperature: float | None = None  # None: the config's distill.temperature
 
+    def lr(self, config: StudyConfig) -> float:
+        """The teacher's learning rate: the searched one, else the config's."""
+        return self.teacher_lr or config.teacher.lr
+
 
 class TeacherStopped(Exception):
     """An early-stop rule or pruner ended the teacher's training: the trial is pruned, not scored."""
@@ -127,7 +131,7 @@ def path_key(config: StudyConfig, params: TeacherParams, seed: int, device: torc
     type and thread count are in it because they change the floating-point sums."""
     data = config.fingerprint()["data"]
     return trajectory_key({
-        "teacher": config.to_dict()["teacher"], "lr": params.teacher_lr or config.teacher.lr,
+        "teacher": config.to_dict()["teacher"], "lr": params.lr(config),
         "batch_size": params.batch_size, "seed": seed, "data": data, "split_seed": config.seed,
         "device": device.type, "threads": torch.get_num_threads(), "torch": torch.__version__,
     })
@@ -159,7 +163,7 @@ def run_trial(
 
     start = time.perf_counter()
     run = run_teacher(
-        config.teacher, splits, params.batch_size, params.epochs, params.teacher_lr or config.teacher.lr, generator,
+        config.teacher, splits, params.batch_size, params.epochs, params.lr(config), generator,
         store=checkpoints, key=path_key(config, params, seed, device) if checkpoints else None, watch=watch, temperature=temperature,
     )
     timings["teacher"] = time.perf_counter() - start
@@ -262,7 +266,6 @@ class Objective:
         values = [metrics[m] for m in self.config.objectives]
         return tuple(math.nan if v is None else float(v) for v in values)
 
-
     def _watch(self, trial: optuna.Trial, temperature: float) -> Watch | None:
         """The early-stop rule and Optuna's pruner, applied to each epoch of the teacher."""
         rule = self.config.early_stop
@@ -287,7 +290,7 @@ def trial_seed(config: StudyConfig, number: int, params: TeacherParams) -> int:
     ``search.repeats`` the trial's own (repeats are meant to differ)."""
     if config.search.repeats:
         return derive_seed(config.seed, number)
-    return trajectory_seed(config, params.batch_size, params.teacher_lr or config.teacher.lr)
+    return trajectory_seed(config, params.batch_size, params.lr(config))
 
 
 def with_retries(call: Callable[..., T], *args: Any, attempts: int = 5, pause: float = 0.5) -> T:

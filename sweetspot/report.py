@@ -19,7 +19,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from sweetspot.config import ENTROPY_GRID, StudyConfig
-from sweetspot.export import ordered_front
+from sweetspot.export import best_first, ordered_front
 
 TOP = 10  # rows of the top-trials table
 
@@ -46,13 +46,6 @@ def finished(study: optuna.Study) -> list[FrozenTrial]:
     return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.values is not None]
 
 
-def first_objective_order(study: optuna.Study, trials: list[FrozenTrial]) -> list[FrozenTrial]:
-    """Best first by the first objective, ties broken by the following ones, then the trial number:
-    the export's rule, so that the report stars the trial the export calls best."""
-    signs = [-1.0 if d == optuna.study.StudyDirection.MAXIMIZE else 1.0 for d in study.directions]
-    return sorted(trials, key=lambda t: (*(s * _num(v) for s, v in zip(signs, t.values)), t.number))
-
-
 def _num(value: Any) -> float:
     return math.nan if value is None else float(value)
 
@@ -66,7 +59,7 @@ def write_report(study: optuna.Study, config: StudyConfig, out: Path, storage_sh
 
     out.mkdir(parents=True, exist_ok=True)
     trials = finished(study)
-    ranked = first_objective_order(study, trials)
+    ranked = best_first(study, trials)  # the export's order: the report stars the trial the export calls best
     draws = {"sweet-spot-map": _map, "pareto-front": _front, "entropy-vs-withheld": _entropy_withheld,
              "entropy-vs-temperature": _temperature}
     paths, notes = [], {}

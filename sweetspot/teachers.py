@@ -16,10 +16,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from sweetspot.artifacts import cpu_state_dict, load_weights
 from sweetspot.config import NetConfig, StudyConfig, config_from_dict
 from sweetspot.data import Splits, transfer_indices
 from sweetspot.errors import ConfigError
-from sweetspot.export import atomic_file, net_from_recipe
+from sweetspot.export import atomic_file, load_export, net_from_recipe
 from sweetspot.metrics import accuracy, normalized_entropy
 from sweetspot.models import build_model
 from sweetspot.training import predict_logits
@@ -105,15 +106,13 @@ def check_figures(found: dict[str, float], recorded: dict[str, Any], trial: int)
 def save_weights(model: nn.Module, path: Path) -> None:
     """The state dict, written to a temporary file and renamed: never half a file."""
     with atomic_file(path) as tmp:
-        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
+        torch.save(cpu_state_dict(model), tmp)
 
 
 def load_teacher(export_file: str | Path, weights_file: str | Path, trial: int | None = None) -> nn.Module:
     """The teacher ``sweetspot teacher`` wrote, in eval mode: it takes raw inputs in [0, 1]."""
-    import yaml
-
-    chosen = pick_teacher(yaml.safe_load(Path(export_file).read_text()), trial)
-    state = torch.load(weights_file, map_location="cpu", weights_only=True)
+    chosen = pick_teacher(load_export(export_file), trial)
+    state = load_weights(Path(weights_file))
     shape = tuple(state["0.mean"].shape)
     n_classes = list(state.values())[-1].shape[0]  # the classifier's bias comes last
     model = nn.Sequential(Standardize(state["0.mean"], state["0.std"]), build_model(chosen.net, shape, n_classes))

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -64,6 +66,7 @@ def train_loop(
     ``first_epoch`` numbers the epochs of a resumed run; ``after_epoch(epoch)`` runs after each
     epoch (it may evaluate the model) and stops training by returning True."""
     device = next(model.parameters()).device
+    autocast = precision_context(precision, device)  # made once: the step loop is the hot path
     model.train()
     history = []
     for epoch in range(first_epoch, first_epoch + epochs):
@@ -71,7 +74,7 @@ def train_loop(
         total = torch.zeros((), device=device)
         for start in range(0, n_examples, batch_size):
             index = order[start : start + batch_size]
-            with precision_context(precision, device):  # forward and loss only, as autocast is meant
+            with autocast:  # forward and loss only, as autocast is meant
                 loss = loss_of_batch(index)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -132,10 +135,10 @@ def predict_logits(model: nn.Module, x: torch.Tensor, chunk: int = 8192) -> torc
         return torch.cat([model(x[i : i + chunk]) for i in range(0, len(x), chunk)])
 
 
-def precision_context(precision: str, device: torch.device) -> torch.autocast:
-    """The autocast a network's ``precision`` asks for its forward passes (disabled for float32).
+def precision_context(precision: str, device: torch.device) -> AbstractContextManager[Any]:
+    """The autocast a network's ``precision`` asks for its forward passes (nothing for float32).
     Never around an optimizer step: autocast caches the low-precision copies of the weights."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16")
+    return torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bfloat16" else nullcontext()
 
 
 def kd_loss(

@@ -97,7 +97,7 @@ def test_several_processes_writing_at_once_leave_only_whole_checkpoints_within_b
     assert [p.exitcode for p in procs] == [0, 0, 0, 0]  # no reader saw a half-written file
     store = CheckpointStore(tmp_path, budget)
     assert 0 < store.size() <= budget
-    assert not list(tmp_path.glob(".writing-*"))  # no temporary file left behind
+    assert not list(tmp_path.glob("*.tmp"))  # no temporary file left behind
     for path in tmp_path.glob("*.ckpt"):
         state = torch.load(path, weights_only=True)
         assert torch.equal(state["weights"], torch.full((20_000,), float(state["epoch"])))

@@ -83,10 +83,10 @@ def test_study_and_trials_carry_notes_for_the_dashboard(cli, tiny_config_file, s
 
 
 def test_report_breaks_a_tie_on_the_first_objective_as_the_export_does(storage_url, tmp_path):
-    from sweetspot.export import ordered_front
-    from sweetspot.report import finished, first_objective_order
+    from sweetspot.export import best_first, ordered_front
+    from sweetspot.report import finished
 
     tied = [create_trial(state=TrialState.COMPLETE, values=[0.7, entropy], params={"batch_size": 64, "epochs": e},
                          distributions=DISTS, user_attrs={}) for e, entropy in ((3, 0.90), (2, 0.96))]
     study = _study(storage_url, tied)
-    assert first_objective_order(study, finished(study))[0].number == ordered_front(study)[0].number == 1
+    assert best_first(study, finished(study))[0].number == ordered_front(study)[0].number == 1
