@@ -43,7 +43,9 @@ def datasets(root: str) -> tuple[Dataset, Dataset]:
     from torchvision import transforms
 
     transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.2860,), (0.3530,))])
-    return tv.FashionMNIST(root, train=True, transform=transform), tv.FashionMNIST(root, train=False, transform=transform)
+    return tv.FashionMNIST(root, train=True, transform=transform), tv.FashionMNIST(
+        root, train=False, transform=transform
+    )
 
 
 def training_images(train: Dataset) -> list[int]:
@@ -66,7 +68,9 @@ def teacher_epoch(teacher: nn.Module, optimizer: torch.optim.Optimizer, loader: 
     teacher.eval()
 
 
-def student_epoch(student: nn.Module, teacher: nn.Module, optimizer: torch.optim.Optimizer, loader: DataLoader, trial: Trial) -> None:
+def student_epoch(
+    student: nn.Module, teacher: nn.Module, optimizer: torch.optim.Optimizer, loader: DataLoader, trial: Trial
+) -> None:
     student.train()
     for x, y in loader:
         with torch.no_grad():
@@ -125,5 +129,11 @@ def epoch_costs(root: str, teacher_batches: list[int], trial: Trial) -> tuple[fl
     optimizer = torch.optim.Adam(student.parameters(), lr=trial.student_lr)
     transfer = [i for i in chosen if int(train.targets[i]) != trial.withheld]
     start = time.perf_counter()
-    student_epoch(student, teacher, optimizer, DataLoader(Subset(train, transfer), batch_size=trial.student_batch, shuffle=True), trial)
+    student_epoch(
+        student,
+        teacher,
+        optimizer,
+        DataLoader(Subset(train, transfer), batch_size=trial.student_batch, shuffle=True),
+        trial,
+    )
     return load, per_batch, time.perf_counter() - start

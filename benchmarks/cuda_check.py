@@ -21,7 +21,7 @@ import time
 import torch
 
 from sweetspot.config import load_config
-from sweetspot.objective import TeacherParams, prepare, run_trial
+from sweetspot.trial import TeacherParams, prepare, run_trial
 
 
 def timed_trials(config, device: torch.device, params: TeacherParams, repeats: int) -> tuple[list[float], dict]:
@@ -54,15 +54,21 @@ def main() -> int:
         return 1
     config = load_config(args.config)
     params = TeacherParams(args.batch_size, args.epochs)
-    print(f"torch {torch.__version__}, {torch.cuda.get_device_name(0)}, CPU threads {torch.get_num_threads()}; "
-          f"study {config.name!r}, trial batch {params.batch_size} x {params.epochs} epochs, {args.repeats} timed repeats")
+    print(
+        f"torch {torch.__version__}, {torch.cuda.get_device_name(0)}, CPU threads {torch.get_num_threads()}; "
+        f"study {config.name!r}, trial batch {params.batch_size} x {params.epochs} epochs, {args.repeats} timed repeats"
+    )
     keys = ("teacher_val_acc", "teacher_entropy", "student_val_acc", "student_withheld_acc")
     rows = {}
     for name in ("cpu", "cuda"):
         times, metrics = timed_trials(config, torch.device(name), params, args.repeats)
         rows[name] = statistics.mean(times)
         figures = "  ".join(f"{k} {metrics[k]:.4f}" for k in keys if metrics[k] is not None)
-        print(f"{name:<5} {statistics.mean(times):7.2f} s (sd {statistics.stdev(times) if len(times) > 1 else 0:.2f})  {figures}", flush=True)
+        print(
+            f"{name:<5} {statistics.mean(times):7.2f} s "
+            f"(sd {statistics.stdev(times) if len(times) > 1 else 0:.2f})  {figures}",
+            flush=True,
+        )
     print(f"speed-up cuda over cpu: {rows['cpu'] / rows['cuda']:.1f}x")
     return 0
 

@@ -40,22 +40,35 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--steps", type=int, default=3)
-    parser.add_argument("--train", type=int, default=48_000, help="training images per epoch (Fashion-MNIST's split: 48,000)")
+    parser.add_argument(
+        "--train", type=int, default=48_000, help="training images per epoch (Fashion-MNIST's split: 48,000)"
+    )
     parser.add_argument("--only", choices=tuple(SHAPES), help="only this dataset's networks")
     args = parser.parse_args()
     torch.manual_seed(0)
-    print(f"torch threads {torch.get_num_threads()}, batch {args.batch}, {args.steps} timed steps, {args.train} images per epoch")
+    print(
+        f"torch threads {torch.get_num_threads()}, batch {args.batch}, {args.steps} timed steps, "
+        f"{args.train} images per epoch"
+    )
     print(f"{'network':<30} {'parameters':>11} {'s/step':>8} {'min/epoch':>10}")
-    networks = [(name, dataset, convnet(SHAPES[dataset], 10, **options))
-                for name, (options, _) in PAPER_NETWORKS.items()
-                if name.endswith(("large", "small")) and (dataset := name.removeprefix("paper-").rsplit("-", 1)[0])]
-    networks += [("mlp 6 x 512", "fashion-mnist", mlp(SHAPES["fashion-mnist"], 10)),
-                 ("mlp-small 1 x 128", "fashion-mnist", mlp(SHAPES["fashion-mnist"], 10, width=128, depth=1))]
+    networks = [
+        (name, dataset, convnet(SHAPES[dataset], 10, **options))
+        for name, (options, _) in PAPER_NETWORKS.items()
+        if name.endswith(("large", "small")) and (dataset := name.removeprefix("paper-").rsplit("-", 1)[0])
+    ]
+    networks += [
+        ("mlp 6 x 512", "fashion-mnist", mlp(SHAPES["fashion-mnist"], 10)),
+        ("mlp-small 1 x 128", "fashion-mnist", mlp(SHAPES["fashion-mnist"], 10, width=128, depth=1)),
+    ]
     for name, dataset, model in networks:
         if args.only and dataset != args.only:
             continue
         step = statistics.mean(seconds_per_step(model, SHAPES[dataset], args.batch, args.steps))
-        print(f"{name:<30} {count_parameters(model):>11,} {step:>8.3f} {step * args.train / args.batch / 60:>10.1f}", flush=True)
+        print(
+            f"{name:<30} {count_parameters(model):>11,} {step:>8.3f} {step * args.train / args.batch / 60:>10.1f}",
+            flush=True,
+        )
+
 
 if __name__ == "__main__":
     main()

@@ -1,7 +1,8 @@
 """Storage throughput with many workers, and the storage's share of a real trial's wall time.
 
 A trivial objective that makes the same storage calls as a sweetspot trial (two suggestions, two
-artifacts, the same user attributes, a trial note, heartbeats on) runs in 1, 4 and 8 worker processes on PostgreSQL and on
+artifacts, the same user attributes, a trial note, heartbeats on) runs in 1, 4 and 8 worker processes on PostgreSQL
+and on
 SQLite; the figure is finished trials per second, timed from a common start signal to the last
 worker's exit (process start-up excluded). Then 8 processes run default-study trials at once (one
 thread each, as `run --workers 8` does on 2 cores), and the storage's share is
@@ -42,7 +43,9 @@ def trivial_objective(trial: optuna.Trial, store: FileSystemArtifactStore, files
     search = StudyConfig().search
     trial.suggest_categorical("batch_size", batch_size_choices(search.batch_size))
     trial.suggest_int("epochs", *search.epochs, log=True)
-    for path in files:  # the teacher weights and the soft-label picture (small stand-ins: the files are not the database's cost)
+    for path in (
+        files
+    ):  # the teacher weights and the soft-label picture (small stand-ins: the files are not the database's cost)
         upload_artifact(artifact_store=store, file_path=path, study_or_trial=trial)
     for key in ATTRIBUTES:
         trial.set_user_attr(key, 0.5)
@@ -66,8 +69,12 @@ def _worker(url: str, name: str, start: mp.Event, folder: str) -> None:
 def trials_per_second(url: str, n_workers: int, n_trials: int) -> float:
     name = f"bench-{uuid.uuid4().hex[:8]}"
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    study = optuna.create_study(study_name=name, storage=open_storage(url), directions=["maximize", "maximize"],
-                                sampler=optuna.samplers.RandomSampler(seed=0))
+    study = optuna.create_study(
+        study_name=name,
+        storage=open_storage(url),
+        directions=["maximize", "maximize"],
+        sampler=optuna.samplers.RandomSampler(seed=0),
+    )
     queue_trials(study, n_trials)
     ctx = mp.get_context("spawn")
     start = ctx.Event()
@@ -91,7 +98,7 @@ def trials_per_second(url: str, n_workers: int, n_trials: int) -> float:
 def _real_trials(times: mp.Queue) -> None:
     import torch
 
-    from sweetspot.objective import TeacherParams, prepare, run_trial
+    from sweetspot.trial import TeacherParams, prepare, run_trial
 
     torch.set_num_threads(1)  # what `run --workers 8` gives each worker on 2 cores
     config = StudyConfig()
@@ -125,7 +132,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         backends = {"postgresql": args.postgres, "sqlite": f"sqlite:///{Path(tmp) / 'bench.db'}"}
         rates: dict[tuple[str, int], float] = {}
-        print(f"{'storage':<11} {'workers':>7} {'trials/s':>9}   ({args.trials} trials, trivial objective, heartbeats on)")
+        print(
+            f"{'storage':<11} {'workers':>7} {'trials/s':>9}   ({args.trials} trials, trivial objective, heartbeats on)"
+        )
         for backend, url in backends.items():
             for n in args.workers:
                 rates[backend, n] = trials_per_second(url, n, args.trials)
@@ -133,10 +142,16 @@ def main() -> None:
     most = max(args.workers)
     times = real_trial_seconds(most)
     mean = statistics.mean(times)
-    print(f"default-study trial wall time with {most} workers: mean {mean:.2f} s (sd {statistics.stdev(times):.2f}, n={len(times)})")
+    print(
+        f"default-study trial wall time with {most} workers: mean {mean:.2f} s "
+        f"(sd {statistics.stdev(times):.2f}, n={len(times)})"
+    )
     for backend in backends:
         per_trial = most / rates[backend, most]
-        print(f"storage share with {most} workers on {backend}: {per_trial:.3f} s per trial = {100 * per_trial / mean:.2f} % of a trial")
+        print(
+            f"storage share with {most} workers on {backend}: {per_trial:.3f} s per trial = "
+            f"{100 * per_trial / mean:.2f} % of a trial"
+        )
 
 
 if __name__ == "__main__":

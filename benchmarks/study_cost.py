@@ -36,11 +36,26 @@ REPO = Path(__file__).resolve().parents[1]
 MODES = {"sharing off": ["--no-share"], "sharing on": [], "every epoch": ["--checkpoint-every", "1"]}
 
 
-def run_study(config: str, trials: int, flags: list[str], folder: Path, data_dir: str | None) -> tuple[float, optuna.Study]:
+def run_study(
+    config: str, trials: int, flags: list[str], folder: Path, data_dir: str | None
+) -> tuple[float, optuna.Study]:
     url = f"sqlite:///{folder / 'study.db'}"
-    cmd = [sys.executable, "-m", "sweetspot.cli", "run", config, "--trials", str(trials), "--storage", url,
-           "--artifacts", str(folder / "artifacts"), "--no-progress", *flags,
-           *(["--data-dir", data_dir] if data_dir else [])]
+    cmd = [
+        sys.executable,
+        "-m",
+        "sweetspot.cli",
+        "run",
+        config,
+        "--trials",
+        str(trials),
+        "--storage",
+        url,
+        "--artifacts",
+        str(folder / "artifacts"),
+        "--no-progress",
+        *flags,
+        *(["--data-dir", data_dir] if data_dir else []),
+    ]
     start = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     seconds = time.perf_counter() - start
@@ -84,32 +99,52 @@ def main() -> int:
             rows = [(t.number, t.params, t.values) for t in study.trials]
             results[mode] = (seconds, requested, trained, rows, study.trials)
             least = least_trainable(study)
-            print(f"{mode:<12} {seconds:7.1f} s, teacher epochs trained {trained} of {requested} requested "
-                  f"({trained / requested:.2f})", flush=True)
-    print(f"least any sharing could train (each of the study's paths once, to its longest trial): {least} "
-          f"({least / requested:.2f} of requested)")
+            print(
+                f"{mode:<12} {seconds:7.1f} s, teacher epochs trained {trained} of {requested} requested "
+                f"({trained / requested:.2f})",
+                flush=True,
+            )
+    print(
+        f"least any sharing could train (each of the study's paths once, to its longest trial): {least} "
+        f"({least / requested:.2f} of requested)"
+    )
     same = all(r[3] == results["sharing off"][3] for r in results.values())
     print(f"same parameters and values in all three: {'yes' if same else 'NO'}")
 
     trials = results["sharing on"][4]
-    student = conventional.Trial(0, 0, config.student.epochs, config.student.batch_size, config.student.lr,
-                                 config.distill.withheld_classes[0], config.distill.temperature, config.distill.alpha)
+    student = conventional.Trial(
+        0,
+        0,
+        config.student.epochs,
+        config.student.batch_size,
+        config.student.lr,
+        config.distill.withheld_classes[0],
+        config.distill.temperature,
+        config.distill.alpha,
+    )
     plan = [(t.params["batch_size"], t.params["epochs"]) for t in trials]
     if args.full:
-        total = sum(conventional.run(root, replace(student, teacher_batch=b, teacher_epochs=e), seed=0)[0] for b, e in plan)
+        total = sum(
+            conventional.run(root, replace(student, teacher_batch=b, teacher_epochs=e), seed=0)[0] for b, e in plan
+        )
         how = "every trial run"
     else:
         load, per_batch, distill = conventional.epoch_costs(root, sorted({b for b, _ in plan}), student)
         total = sum(load + e * per_batch[b] + student.student_epochs * distill for b, e in plan)
         shown = ", ".join(f"batch {b} {s:.1f} s" for b, s in per_batch.items())
-        print(f"conventional, measured per epoch: load {load:.1f} s; teacher epoch {shown}; distillation epoch {distill:.1f} s")
+        print(
+            f"conventional, measured per epoch: load {load:.1f} s; teacher epoch {shown}; "
+            f"distillation epoch {distill:.1f} s"
+        )
         how = "summed from the measured per-epoch costs"
     off = results["sharing off"][0]
     print(f"conventional pipeline, the same {len(plan)} trials one by one: {total:.0f} s ({how})")
     for mode in ("sharing on", "every epoch"):
         seconds, requested, trained = results[mode][:3]
-        print(f"{mode}: epochs trained {trained / requested:.2f} of requested (target <= 0.4); ratio conventional / "
-              f"sweetspot {total / seconds:.1f} (target >= 10); wall time against sharing off {seconds / off:.2f}")
+        print(
+            f"{mode}: epochs trained {trained / requested:.2f} of requested (target <= 0.4); ratio conventional / "
+            f"sweetspot {total / seconds:.1f} (target >= 10); wall time against sharing off {seconds / off:.2f}"
+        )
     print(f"sharing off: ratio conventional / sweetspot {total / off:.1f}")
     return 0 if same else 1
 

@@ -30,7 +30,9 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def matmul_gflops(device: torch.device, n: int, k: int, m: int, repeats: int, dtype: torch.dtype = torch.float32) -> float:
+def matmul_gflops(
+    device: torch.device, n: int, k: int, m: int, repeats: int, dtype: torch.dtype = torch.float32
+) -> float:
     """Best-of-``repeats`` GFLOP/s of an (n x k) @ (k x m) matmul."""
     a, b = torch.randn(n, k, device=device, dtype=dtype), torch.randn(k, m, device=device, dtype=dtype)
     for _ in range(3):
@@ -60,11 +62,22 @@ def training_speed(
     optimizer = make_optimizer(config.teacher.optimizer, model, config.teacher.lr)
     generator = torch.Generator().manual_seed(0)
     rates = []
-    train_classifier(model, x, y, optimizer=optimizer, batch_size=batch_size, epochs=1, generator=generator, precision=precision)  # warm-up
+    train_classifier(
+        model, x, y, optimizer=optimizer, batch_size=batch_size, epochs=1, generator=generator, precision=precision
+    )  # warm-up
     for _ in range(repeats):
         _sync(device)
         start = time.perf_counter()
-        train_classifier(model, x, y, optimizer=optimizer, batch_size=batch_size, epochs=epochs, generator=generator, precision=precision)
+        train_classifier(
+            model,
+            x,
+            y,
+            optimizer=optimizer,
+            batch_size=batch_size,
+            epochs=epochs,
+            generator=generator,
+            precision=precision,
+        )
         _sync(device)
         rates.append(n_examples * epochs / (time.perf_counter() - start))
     return rates, training_flops_per_example(model)
@@ -74,13 +87,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256, 1024])
     parser.add_argument("--precisions", nargs="+", default=["float32", "bfloat16"], choices=["float32", "bfloat16"])
-    parser.add_argument("--examples", type=int, default=16384, help="synthetic examples per epoch (digits' 64 features)")
+    parser.add_argument(
+        "--examples", type=int, default=16384, help="synthetic examples per epoch (digits' 64 features)"
+    )
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     device = torch.device(args.device)
 
-    print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, teacher mlp 6x512 on 64 features")
+    print(
+        f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, "
+        "teacher mlp 6x512 on 64 features"
+    )
     for precision in args.precisions:
         dtype = getattr(torch, precision)
         peak = max(

@@ -34,14 +34,18 @@ TEACHER_EPOCHS, STUDENT_EPOCHS, BATCH, T, ALPHA, WITHHELD = 5, 10, 256, 9.0, 0.9
 
 
 def trial_config(data_dir: str | None, precision: str = "float32") -> StudyConfig:
-    config = config_from_dict({"data": {"name": "fashion-mnist", "data_dir": data_dir}, "teacher": {"precision": precision}})
+    config = config_from_dict(
+        {"data": {"name": "fashion-mnist", "data_dir": data_dir}, "teacher": {"precision": precision}}
+    )
     student = StudentConfig(arch="linear", optimizer="adam", lr=0.01, epochs=STUDENT_EPOCHS, batch_size=BATCH)
-    return replace(config, student=student, distill=DistillConfig(temperature=T, alpha=ALPHA, withheld_classes=(WITHHELD,)))
+    return replace(
+        config, student=student, distill=DistillConfig(temperature=T, alpha=ALPHA, withheld_classes=(WITHHELD,))
+    )
 
 
 def sweetspot_trial(config: StudyConfig, seed: int) -> tuple[float, float, float]:
     from sweetspot.data import load_splits
-    from sweetspot.objective import TeacherParams, run_trial
+    from sweetspot.trial import TeacherParams, run_trial
 
     start = time.perf_counter()
     load_splits.cache_clear()
@@ -59,28 +63,41 @@ def main() -> None:
 
     load_mnist_family("fashion-mnist", "FashionMNIST", args.data_dir, False)  # files checked, unpacked where needed
     root = args.data_dir or str(default_root())
-    print(f"torch threads {torch.get_num_threads()}; teacher 6 x 512 MLP, batch {BATCH}, {TEACHER_EPOCHS} epochs; "
-          f"linear student, {STUDENT_EPOCHS} epochs, class {WITHHELD} withheld, T = {T:g}, alpha = {ALPHA}")
+    print(
+        f"torch threads {torch.get_num_threads()}; teacher 6 x 512 MLP, batch {BATCH}, {TEACHER_EPOCHS} epochs; "
+        f"linear student, {STUDENT_EPOCHS} epochs, class {WITHHELD} withheld, T = {T:g}, alpha = {ALPHA}"
+    )
     configs = {"sweetspot": trial_config(args.data_dir), "sweetspot bf16": trial_config(args.data_dir, "bfloat16")}
     runs: dict[str, list[tuple[float, float, float]]] = {"sweetspot": [], "sweetspot bf16": [], "conventional": []}
     print(f"{'pipeline':<15} {'seed':>4} {'wall s':>7} {'student acc':>12} {'acc class 0':>12}")
     for seed in range(args.seeds):
         for name, config in configs.items():
             runs[name].append(sweetspot_trial(config, seed))
-        runs["conventional"].append(conventional.run(root, conventional.Trial(BATCH, TEACHER_EPOCHS, STUDENT_EPOCHS, BATCH), seed))
+        runs["conventional"].append(
+            conventional.run(root, conventional.Trial(BATCH, TEACHER_EPOCHS, STUDENT_EPOCHS, BATCH), seed)
+        )
         for name in runs:
             seconds, acc, acc_0 = runs[name][-1]
             print(f"{name:<15} {seed:>4} {seconds:>7.1f} {acc:>12.4f} {acc_0:>12.4f}", flush=True)
     mean = {name: [statistics.mean(column) for column in zip(*rows)] for name, rows in runs.items()}
-    sd = {name: [statistics.stdev(column) if len(rows) > 1 else 0.0 for column in zip(*rows)] for name, rows in runs.items()}
+    sd = {
+        name: [statistics.stdev(column) if len(rows) > 1 else 0.0 for column in zip(*rows)]
+        for name, rows in runs.items()
+    }
     for name in runs:
-        print(f"{name:<15} mean {mean[name][0]:>7.1f} {mean[name][1]:>7.4f} (sd {sd[name][1]:.4f}) {mean[name][2]:>7.4f} (sd {sd[name][2]:.4f})")
+        print(
+            f"{name:<15} mean {mean[name][0]:>7.1f} {mean[name][1]:>7.4f} (sd {sd[name][1]:.4f}) "
+            f"{mean[name][2]:>7.4f} (sd {sd[name][2]:.4f})"
+        )
     theirs = mean["conventional"]
     for name in configs:
         ours = mean[name]
-        print(f"{name}: ratio {theirs[0] / ours[0]:.2f} (conventional / sweetspot wall time; target >= 4); accuracy difference "
-              f"of the means {100 * (ours[1] - theirs[1]):+.2f} points overall, {100 * (ours[2] - theirs[2]):+.2f} on class 0 "
-              "(target: within 1 point)")
+        print(
+            f"{name}: ratio {theirs[0] / ours[0]:.2f} (conventional / sweetspot wall time; target >= 4); "
+            f"accuracy difference of the means {100 * (ours[1] - theirs[1]):+.2f} points overall, "
+            f"{100 * (ours[2] - theirs[2]):+.2f} on class 0 "
+            "(target: within 1 point)"
+        )
 
 
 if __name__ == "__main__":

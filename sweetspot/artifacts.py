@@ -19,7 +19,7 @@ from optuna.artifacts import FileSystemArtifactStore, download_artifact, get_all
 from sqlalchemy.engine import make_url
 from torch import nn
 
-from sweetspot.errors import StorageError
+from sweetspot.errors import FileError
 
 ARTIFACTS_ENV = "SWEETSPOT_ARTIFACTS"
 WEIGHTS_FILE = "teacher.pt"
@@ -42,12 +42,17 @@ def open_artifact_store(path: Path) -> FileSystemArtifactStore:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise StorageError(f"--artifacts: cannot create {path} ({exc.strerror})") from None
+        raise FileError(f"cannot create the artifact folder {str(path)!r} ({exc.strerror})") from exc
     return FileSystemArtifactStore(str(path))
 
 
 def save_trial_artifacts(
-    store: FileSystemArtifactStore, trial: optuna.Trial, teacher: nn.Module, soft_labels: torch.Tensor, class_names: list[str], temperature: float
+    store: FileSystemArtifactStore,
+    trial: optuna.Trial,
+    teacher: nn.Module,
+    soft_labels: torch.Tensor,
+    class_names: list[str],
+    temperature: float,
 ) -> None:
     """Upload the teacher's state dict and the picture of its mean soft labels per class."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -55,7 +60,9 @@ def save_trial_artifacts(
         torch.save(cpu_state_dict(teacher), weights)
         picture = Path(tmp) / SOFT_LABELS_FILE
         draw_soft_labels(soft_labels, class_names, temperature, picture)
-        upload_artifact(artifact_store=store, file_path=str(weights), study_or_trial=trial, mimetype="application/octet-stream")
+        upload_artifact(
+            artifact_store=store, file_path=str(weights), study_or_trial=trial, mimetype="application/octet-stream"
+        )
         upload_artifact(artifact_store=store, file_path=str(picture), study_or_trial=trial, mimetype="image/png")
 
 
@@ -94,10 +101,22 @@ def draw_soft_labels(soft_labels: torch.Tensor, class_names: list[str], temperat
     ax.imshow(values, cmap="magma", vmin=0, vmax=max(float(values.max()), 1e-6))
     for i in range(n):
         for j in range(n):
-            ax.text(j, i, f"{values[i, j]:.2f}", ha="center", va="center", fontsize=6,
-                    color="black" if values[i, j] > 0.6 * values.max() else "white")
-    ax.set(xticks=range(n), yticks=range(n), xlabel="soft label of class", ylabel="input class",
-           title=f"mean soft labels at T = {temperature:g}")
+            ax.text(
+                j,
+                i,
+                f"{values[i, j]:.2f}",
+                ha="center",
+                va="center",
+                fontsize=6,
+                color="black" if values[i, j] > 0.6 * values.max() else "white",
+            )
+    ax.set(
+        xticks=range(n),
+        yticks=range(n),
+        xlabel="soft label of class",
+        ylabel="input class",
+        title=f"mean soft labels at T = {temperature:g}",
+    )
     ax.set_xticklabels(class_names, rotation=90, fontsize=7)
     ax.set_yticklabels(class_names, fontsize=7)
     fig.tight_layout()

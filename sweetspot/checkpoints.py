@@ -15,22 +15,21 @@ evict). Files are read with ``torch.load(weights_only=True)``: no pickled code r
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
 import pickle
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
+from filelock import FileLock
 
-from sweetspot.errors import StorageError
-from sweetspot.export import atomic_file
+from sweetspot.errors import FileError
+from sweetspot.files import atomic_file
 
 CHECKPOINTS_ENV = "SWEETSPOT_CHECKPOINTS"
-DEFAULT_BUDGET_MB = 2048
 SUFFIX = ".ckpt"
 
 
@@ -48,7 +47,7 @@ class CheckpointStore:
         try:
             root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StorageError(f"--checkpoints: cannot create {root} ({exc.strerror})") from None
+            raise FileError(f"cannot create the checkpoint folder {str(root)!r} ({exc.strerror})") from exc
         self.root = root
         self.budget_bytes = budget_bytes
         self.every = every
@@ -125,14 +124,10 @@ class CheckpointStore:
             out.append((path, stat.st_size, stat.st_mtime))
         return out
 
-    @contextlib.contextmanager
-    def _lock(self) -> Iterator[None]:
-        with open(self.root / ".evict.lock", "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+    def _lock(self) -> FileLock:
+        """One evicting worker at a time (an OS file lock: also across processes and machines that
+        mount the folder, where the file system supports locks)."""
+        return FileLock(self.root / ".evict.lock")
 
 
 def checkpoint_dir(artifacts: Path, override: str | None = None) -> Path:

@@ -10,7 +10,8 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -23,6 +24,16 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+@contextmanager
+def _given(what: str) -> Iterator[None]:
+    """A library error raised in this block is about ``what`` (a flag, argument or variable the user
+    gave): the message says so; the error keeps its class, and its cause for --debug."""
+    try:
+        yield
+    except SweetspotError as exc:
+        raise type(exc)(f"{what}: {exc}") from exc
 
 
 def _int_at_least(minimum: int, what: str) -> Callable[[str], int]:
@@ -48,16 +59,17 @@ def _setup_compute(args: argparse.Namespace) -> Any:
     """Thread count and device, set deliberately before any tensor work."""
     import torch
 
-    from sweetspot.objective import resolve_device
+    from sweetspot.trial import resolve_device
 
     threads = args.threads or os.environ.get("SWEETSPOT_THREADS")
     if threads:
         try:
             threads = _positive_int(str(threads))
         except argparse.ArgumentTypeError as exc:
-            raise ConfigError(f"SWEETSPOT_THREADS: {exc}") from None
+            raise ConfigError(f"SWEETSPOT_THREADS: {exc}") from exc
         torch.set_num_threads(threads)
-    return resolve_device(args.device)
+    with _given("--device"):
+        return resolve_device(args.device)
 
 
 def _with_data_flags(args: argparse.Namespace, config: Any) -> Any:
@@ -67,7 +79,9 @@ def _with_data_flags(args: argparse.Namespace, config: Any) -> Any:
 
     if not (args.data_dir or args.download):
         return config
-    data = replace(config.data, data_dir=args.data_dir or config.data.data_dir, download=args.download or config.data.download)
+    data = replace(
+        config.data, data_dir=args.data_dir or config.data.data_dir, download=args.download or config.data.download
+    )
     return replace(config, data=data)
 
 
@@ -77,8 +91,11 @@ def _classes(text: str) -> tuple[int, ...]:
         return ()
     try:
         return tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be class numbers separated by commas, or none; got {text!r}") from None
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"must be class numbers separated by commas, or none; got {text!r}") from exc
+
+
+_classes.render = lambda value: ",".join(map(str, value)) or "none"  # type: ignore[attr-defined]  # for worker_argv
 
 
 def _with_transfer_flags(args: argparse.Namespace, config: Any, *, study: bool = True) -> Any:
@@ -100,7 +117,9 @@ def _with_transfer_flags(args: argparse.Namespace, config: Any, *, study: bool =
     raw = config.to_dict()
     raw["distill"].update(changes)
     if not study and not raw["distill"]["withheld_classes"]:
-        raw["objectives"] = {k: v for k, v in raw["objectives"].items() if k != "student_withheld_acc"} or {"student_val_acc": "maximize"}
+        raw["objectives"] = {k: v for k, v in raw["objectives"].items() if k != "student_withheld_acc"} or {
+            "student_val_acc": "maximize"
+        }
     checked = config_from_dict(raw, source="command line")
     return replace(config, distill=checked.distill)
 
@@ -111,27 +130,58 @@ def _quiet_optuna() -> None:
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # the progress bar and our lines say it
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    def cell(v: Any) -> str:
-        return f"{v:.3f}" if isinstance(v, float) else ("-" if v is None else str(v))
+def _cell(v: Any) -> str:
+    return f"{v:.3f}" if isinstance(v, float) else ("-" if v is None else str(v))
 
-    cells = [list(header)] + [[cell(v) for v in row] for row in rows]
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], left: int = 0) -> str:
+    """Columns padded to their widest cell; the first ``left`` columns left-aligned (names), the
+    rest right-aligned (numbers)."""
+    cells = [list(header)] + [[_cell(v) for v in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+
+    def line(row: list[str]) -> str:
+        return "  ".join(c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+
+    return "\n".join([line(cells[0]), "  ".join("-" * w for w in widths), *map(line, cells[1:])])
+
+
+def _flat(record: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """One (name, value) row per number: nested dicts as dotted names (``time_s.teacher``), a list
+    of dicts (an epoch curve) as one row per element, its fields side by side."""
+    rows: list[tuple[str, Any]] = []
+    for key, value in record.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            rows += _flat(value, f"{name}.")
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                shown = " ".join(f"{k}={_cell(v)}" for k, v in item.items()) if isinstance(item, dict) else item
+                rows.append((f"{name}[{i}]", shown))
+        else:
+            rows.append((name, value))
+    return rows
 
 
 def front_table(study: Any, limit: int = 10) -> str:
     """The best trials (the ordered Pareto front), one row each, the chosen one marked *."""
     from sweetspot.export import ordered_front
+    from sweetspot.study import metric_names
 
-    names = study.metric_names or [f"objective{i}" for i in range(len(study.directions))]
+    names = metric_names(study)
     extra = [k for k in ("teacher_val_acc", "student_val_acc") if k not in names]  # each column once
     rows = []
     for rank, t in enumerate(ordered_front(study)[:limit]):
-        rows.append(["*" if rank == 0 else "", t.number, t.params["batch_size"], t.params["epochs"], *t.values,
-                     *(t.user_attrs.get(k) for k in extra)])
+        rows.append(
+            [
+                "*" if rank == 0 else "",
+                t.number,
+                t.params["batch_size"],
+                t.params["epochs"],
+                *t.values,
+                *(t.user_attrs.get(k) for k in extra),
+            ]
+        )
     return _table(["", "trial", "batch", "epochs", *names, *extra], rows)
 
 
@@ -141,37 +191,62 @@ def _heartbeat(args: argparse.Namespace) -> Any:
     return Heartbeat(interval=args.heartbeat, grace=args.grace)
 
 
-def _open(args: argparse.Namespace, config: Any) -> tuple[Any, Any, str]:
-    """Validate and load what trials need, then open (or create) the study: in this order, so
-    that bad input is refused before anything is written. Returns (study, splits, storage URL)."""
-    from sweetspot.objective import prepare
-    from sweetspot.study import open_storage, open_study, resolve_storage_url
+def _storage(args: argparse.Namespace, **kwargs: Any) -> tuple[Any, str]:
+    """The storage ``--storage`` (or its default) names, and its URL."""
+    from sweetspot.study import open_storage, resolve_storage_url
+
+    url = resolve_storage_url(args.storage)
+    with _given("--storage"):
+        return open_storage(url, **kwargs), url
+
+
+def _load(args: argparse.Namespace, storage: Any) -> tuple[Any, Any]:
+    """The existing study ``--study`` names (or the storage's only one) and its config."""
+    from sweetspot.study import load_study
+
+    _quiet_optuna()
+    with _given("--study"):
+        return load_study(storage, args.study)
+
+
+def _open(args: argparse.Namespace, config: Any) -> tuple[Any, Any, Any, str]:
+    """Validate and load what trials need, make the objective (its artifact and checkpoint
+    folders), then open (or create) the study: in this order, so that bad input is refused before
+    anything is written to the storage. Returns (study, storage, objective, URL)."""
+    from sweetspot.study import open_study, resolve_storage_url
+    from sweetspot.trial import prepare
 
     splits = prepare(config, _setup_compute(args))
-    url = resolve_storage_url(args.storage)
-    storage = open_storage(url, heartbeat=_heartbeat(args))
+    objective = _objective(args, config, splits, resolve_storage_url(args.storage))
+    storage, url = _storage(args, heartbeat=_heartbeat(args))
     _quiet_optuna()
-    return open_study(storage, args.study or config.name, config), splits, url
+    with _given("--study"):
+        study = open_study(storage, args.study or config.name, config)
+    return study, storage, objective, url
 
 
 def _artifacts(args: argparse.Namespace, url: str) -> Any:
     """The artifact store of this storage (see sweetspot/artifacts.py), created if missing."""
     from sweetspot.artifacts import artifact_dir, open_artifact_store
 
-    return open_artifact_store(artifact_dir(url, args.artifacts))
+    with _given("--artifacts"):
+        return open_artifact_store(artifact_dir(url, args.artifacts))
 
 
 def _objective(args: argparse.Namespace, config: Any, splits: Any, url: str) -> Any:
     """A worker's objective with the study's artifact store and, unless --no-share, the shared
     store of teacher checkpoints (see sweetspot/checkpoints.py), by default inside the artifact folder."""
-    from sweetspot.artifacts import artifact_dir, open_artifact_store
+    from sweetspot.artifacts import artifact_dir
     from sweetspot.checkpoints import CheckpointStore, checkpoint_dir
     from sweetspot.objective import Objective
 
-    folder = artifact_dir(url, args.artifacts)
-    checkpoints = None if args.no_share else CheckpointStore(
-        checkpoint_dir(folder, args.checkpoints), args.checkpoint_mb * 2**20, args.checkpoint_every)
-    return Objective(config, splits, open_artifact_store(folder), checkpoints)
+    artifacts = _artifacts(args, url)  # first: the checkpoint folder is inside it by default
+    checkpoints = None
+    if not args.no_share:
+        with _given("--checkpoints"):
+            folder = checkpoint_dir(artifact_dir(url, args.artifacts), args.checkpoints)
+            checkpoints = CheckpointStore(folder, args.checkpoint_mb * 2**20, args.checkpoint_every)
+    return Objective(config, splits, artifacts, checkpoints)
 
 
 def _summary(study: Any, url: str) -> None:
@@ -179,10 +254,12 @@ def _summary(study: Any, url: str) -> None:
 
     from sweetspot.study import count_states, mask_url
 
-    counts = count_states(study)
+    counts = count_states(study.get_trials(deepcopy=False))
     done = counts[TrialState.COMPLETE]
-    print(f"\nstudy {study.study_name!r} in {mask_url(url)}: {done} finished of {sum(counts.values())} trials"
-          + (f", {counts[TrialState.WAITING]} still queued" if counts[TrialState.WAITING] else ""))
+    print(
+        f"\nstudy {study.study_name!r} in {mask_url(url)}: {done} finished of {sum(counts.values())} trials"
+        + (f", {counts[TrialState.WAITING]} still queued" if counts[TrialState.WAITING] else "")
+    )
     if done:
         print(f"best trials (Pareto front, best first):\n{front_table(study)}")
         print(f"\nnext: sweetspot export --study {study.study_name} --out best-teacher.yaml")
@@ -198,34 +275,34 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = _with_transfer_flags(args, _with_data_flags(args, load_config(args.config)))
     if args.workers > 1 and args.threads is None:
         args.threads = threads_per_worker(args.workers)
-    study, splits, url = _open(args, config)
-    left = count_states(study)[TrialState.WAITING]  # queued by an earlier, interrupted run
+    study, storage, objective, url = _open(args, config)
+    left = count_states(study.get_trials(deepcopy=False))[TrialState.WAITING]  # queued by an earlier, interrupted run
     n = args.trials or config.n_trials
     queue_trials(study, n)
     total = n + left
     if args.workers == 0:
-        print(f"queued {n} trials in study {study.study_name!r} ({total} waiting); start workers with: "
-              f"sweetspot worker{' ' + args.config if args.config else ''} --study {study.study_name}")
+        print(
+            f"queued {n} trials in study {study.study_name!r} ({total} waiting); start workers with: "
+            f"sweetspot worker{' ' + args.config if args.config else ''} --study {study.study_name}"
+        )
         return 0
     patience = args.grace + 2 * args.heartbeat
     if args.workers == 1:
-        drain_with_progress(study, _objective(args, config, splits, url), total, progress=not args.no_progress,
-                            patience=patience)
+        drain_with_progress(study, objective, total, progress=not args.no_progress, patience=patience)
     else:
         import torch
 
-        worker_args = [*([args.config] if args.config else []), "--study", study.study_name, "--device", args.device,
-                       "--heartbeat", str(args.heartbeat), "--grace", str(args.grace),
-                       *(["--withheld", ",".join(map(str, args.withheld)) or "none"] if args.withheld is not None else []),
-                       *(["--examples-per-class", str(args.examples_per_class)] if args.examples_per_class else []),
-                       *(["--data-dir", args.data_dir] if args.data_dir else []), *(["--download"] if args.download else []),
-                       *(["--artifacts", args.artifacts] if args.artifacts else []),
-                       *(["--checkpoints", args.checkpoints] if args.checkpoints else []),
-                       "--checkpoint-mb", str(args.checkpoint_mb), "--checkpoint-every", str(args.checkpoint_every),
-                       *(["--no-share"] if args.no_share else [])]
         gpus = torch.cuda.device_count() if args.device != "cpu" else 0
-        launch = Launch(args.workers, worker_args, url, Path(args.log_dir), study.study_name, args.threads, gpus)
-        code = supervise(launch, study, total, progress=not args.no_progress)
+        launch = Launch(
+            args.workers,
+            worker_argv(args, study.study_name),
+            url,
+            Path(args.log_dir),
+            study.study_name,
+            args.threads,
+            gpus,
+        )
+        code = supervise(launch, study, storage, total, progress=not args.no_progress)
         if code == 130:
             raise KeyboardInterrupt
         if code != 0:
@@ -246,35 +323,46 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from sweetspot.workers import drain_with_progress
 
     config = _with_transfer_flags(args, _with_data_flags(args, load_config(args.config)))
-    study, splits, url = _open(args, config)
-    queued = count_states(study)[TrialState.WAITING]
+    study, _, objective, url = _open(args, config)
+    queued = count_states(study.get_trials(deepcopy=False))[TrialState.WAITING]
     deadline = time.monotonic() + args.wait_for_queue
     while not queued and time.monotonic() < deadline:  # the step that queues may not have run yet
         time.sleep(2)
-        queued = count_states(study)[TrialState.WAITING]
+        queued = count_states(study.get_trials(deepcopy=False))[TrialState.WAITING]
     total = min(queued, args.trials) if args.trials else queued
-    ran = drain_with_progress(study, _objective(args, config, splits, url), total, progress=not args.no_progress,
-                              max_trials=args.trials, patience=args.grace + 2 * args.heartbeat)
-    print(f"worker {worker_id()}: ran {ran} trials of study {study.study_name!r}"
-          + ("" if ran or queued else "; nothing was queued (queue trials with: sweetspot run --workers 0 --trials N)"))
+    ran = drain_with_progress(
+        study,
+        objective,
+        total,
+        progress=not args.no_progress,
+        max_trials=args.trials,
+        patience=args.grace + 2 * args.heartbeat,
+    )
+    print(
+        f"worker {worker_id()}: ran {ran} trials of study {study.study_name!r}"
+        + ("" if ran or queued else "; nothing was queued (queue trials with: sweetspot run --workers 0 --trials N)")
+    )
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from sweetspot.export import build_export, export_format, front_or_fail, render, score_on_test, write_atomically
-    from sweetspot.objective import prepare
-    from sweetspot.study import load_study, mask_url, open_storage, resolve_storage_url
+    from sweetspot.export import build_export, export_format, front_or_fail, render, score_on_test
+    from sweetspot.files import write_atomically
+    from sweetspot.study import mask_url
+    from sweetspot.trial import prepare
 
-    fmt = export_format(args.out, args.format)
-    url = resolve_storage_url(args.storage)
-    study, config = load_study(open_storage(url, must_exist=True), args.study)
+    with _given("--format"):
+        fmt = export_format(args.out, args.format)
+    storage, url = _storage(args, must_exist=True)
+    study, config = _load(args, storage)
     config = _with_data_flags(args, config)
     front = front_or_fail(study)
     splits = prepare(config, _setup_compute(args))
     document = build_export(study, config, mask_url(url), score_on_test(config, splits, front))
     text = render(document, fmt)
     if args.out:
-        write_atomically(Path(args.out), text)
+        with _given("--out"):
+            write_atomically(Path(args.out), text)
         best = document["teachers"][0]
         print(
             f"wrote {len(front)} teacher(s) of study {study.study_name!r} to {args.out}; best: trial "
@@ -288,7 +376,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_trial(args: argparse.Namespace) -> int:
     from sweetspot.config import load_config
-    from sweetspot.objective import TeacherParams, prepare, run_trial
+    from sweetspot.trial import TeacherParams, prepare, run_trial
 
     config = _with_transfer_flags(args, _with_data_flags(args, load_config(args.config)))
     splits = prepare(config, _setup_compute(args))
@@ -300,39 +388,43 @@ def cmd_trial(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(record, indent=2))
     else:
-        print(_table(["metric", "value"], list(record.items())))
+        print(_table(["metric", "value"], _flat(record), left=1))
     return 0
 
 
 def cmd_experiment(args: argparse.Namespace) -> int:
-    import yaml
     from tqdm.auto import tqdm
 
     from sweetspot.config import load_config
     from sweetspot.experiments import EXPERIMENTS, Setup, parse_teacher, teacher_from_export
-    from sweetspot.export import load_export
-    from sweetspot.objective import prepare
+    from sweetspot.files import read_export
+    from sweetspot.trial import prepare
 
     experiment = EXPERIMENTS[args.name]
     if args.classes is not None and not experiment.takes_classes:
         raise ConfigError(f"--classes: only missing-class and penultimate take it, not {args.name}")
     config = _with_transfer_flags(args, _with_data_flags(args, load_config(args.config)), study=False)
-    teachers = [parse_teacher(t) for t in args.teacher or []]
+    with _given("--teacher"):
+        teachers = [parse_teacher(t) for t in args.teacher or []]
     if args.export:
-        try:
-            document = load_export(args.export)
-            teachers.insert(0, teacher_from_export(document, config.data.name))  # first: the curves of entropy-vs-temperature
-        except (OSError, KeyError, StopIteration, TypeError, AttributeError, yaml.YAMLError):
-            raise ConfigError(f"--export: {args.export!r} is not a readable `sweetspot export` file") from None
+        with _given("--export"):  # first: the curves of entropy-vs-temperature follow it
+            teachers.insert(0, teacher_from_export(read_export(args.export), config.data.name))
     if not teachers:
-        raise ConfigError("--teacher or --export: name at least one teacher (e.g. --teacher small=64:5 --teacher large=16:100)")
+        raise ConfigError(
+            "--teacher or --export: name at least one teacher (e.g. --teacher small=64:5 --teacher large=16:100)"
+        )
     if len({t.label for t in teachers}) < len(teachers):
         raise ConfigError("--teacher: two teachers have the same label; give each its own (LABEL=...)")
     splits = prepare(config, _setup_compute(args))
     if args.classes is not None and (not args.classes or not all(0 <= k < splits.n_classes for k in args.classes)):
-        raise ConfigError(f"--classes: {','.join(map(str, args.classes)) or 'none'} is not a list of classes 0 to {splits.n_classes - 1}")
+        raise ConfigError(
+            f"--classes: {','.join(map(str, args.classes)) or 'none'} is not a list of classes "
+            f"0 to {splits.n_classes - 1}"
+        )
     setup = Setup(config, splits, tuple(teachers), args.split, args.classes)
-    with tqdm(total=experiment.work(setup), unit="step", disable=args.no_progress) as bar:
+    with _given("--classes"):
+        work = experiment.work(setup)  # checks what an experiment needs of its classes
+    with tqdm(total=work, unit="step", disable=args.no_progress) as bar:
         paths = experiment.run(setup, Path(args.out), lambda: bar.update(1))
     print("wrote " + ", ".join(str(p) for p in paths))
     return 0
@@ -343,10 +435,9 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
     from optuna_dashboard import run_server
 
-    from sweetspot.study import mask_url, open_storage, resolve_storage_url, study_names
+    from sweetspot.study import mask_url, study_names
 
-    url = resolve_storage_url(args.storage)
-    storage = open_storage(url, must_exist=True)
+    storage, url = _storage(args, must_exist=True)
     names = study_names(storage)
     if not names:
         raise ConfigError(f"--storage: {mask_url(url)} holds no study yet; make one with: sweetspot run")
@@ -355,13 +446,23 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         try:
             probe.bind((args.host, args.port))
         except OSError as exc:
-            raise ConfigError(f"--host/--port: cannot listen on {args.host}:{args.port} ({exc.strerror}); choose another --port") from None
+            raise ConfigError(
+                f"--host/--port: cannot listen on {args.host}:{args.port} ({exc.strerror}); choose another --port"
+            ) from exc
     if args.host not in LOCAL_HOSTS:
-        print(f"warning: optuna-dashboard has no authentication; anyone who can reach {args.host}:{args.port} can read and "
-              "change these studies", file=sys.stderr)
+        print(
+            "warning: optuna-dashboard has no authentication; "
+            f"anyone who can reach {args.host}:{args.port} can read and "
+            "change these studies",
+            file=sys.stderr,
+        )
     shown = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"optuna-dashboard for {mask_url(url)} ({len(names)} studies: {', '.join(names)})\nopen http://{shown}:{args.port}/ "
-          "(Ctrl-C stops it)", flush=True)
+    print(
+        f"optuna-dashboard for {mask_url(url)} ({len(names)} studies: {', '.join(names)})\n"
+        f"open http://{shown}:{args.port}/ "
+        "(Ctrl-C stops it)",
+        flush=True,
+    )
     _quiet_optuna()
     run_server(storage, host=args.host, port=args.port, artifact_store=store)
     return 0
@@ -369,30 +470,28 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from sweetspot.report import write_report
-    from sweetspot.study import load_study, mask_url, open_storage, resolve_storage_url
+    from sweetspot.study import mask_url
 
-    url = resolve_storage_url(args.storage)
-    _quiet_optuna()
-    study, config = load_study(open_storage(url, must_exist=True), args.study)
+    storage, url = _storage(args, must_exist=True)
+    study, config = _load(args, storage)
     paths = write_report(study, config, Path(args.out), mask_url(url))
-    print(f"wrote the report of study {study.study_name!r}: {paths[-1]} (figures: {', '.join(p.name for p in paths[:-1])})")
+    print(
+        f"wrote the report of study {study.study_name!r}: {paths[-1]} "
+        f"(figures: {', '.join(p.name for p in paths[:-1])})"
+    )
     return 0
 
 
 def cmd_teacher(args: argparse.Namespace) -> int:
-    import yaml
-
     from sweetspot.artifacts import fetch_teacher_weights, load_weights
-    from sweetspot.export import load_export
-    from sweetspot.objective import prepare
-    from sweetspot.study import load_study, open_storage, resolve_storage_url
+    from sweetspot.files import read_export
     from sweetspot.teachers import check_figures, figures, pick_teacher, retrain, save_weights, wrap
+    from sweetspot.trial import prepare
 
-    try:
-        document = load_export(args.file)
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"FILE: cannot read {args.file!r} as a `sweetspot export` file ({type(exc).__name__})") from None
-    chosen = pick_teacher(document if isinstance(document, dict) else {}, args.trial)
+    with _given("FILE"):
+        document = read_export(args.file)
+    with _given("--trial"):
+        chosen = pick_teacher(document, args.trial)
     config = _with_data_flags(args, chosen.config)
     splits = prepare(config, _setup_compute(args))
     out = Path(args.out or f"teacher-trial{chosen.trial}.pt")
@@ -400,14 +499,15 @@ def cmd_teacher(args: argparse.Namespace) -> int:
     if args.storage or os.environ.get("SWEETSPOT_STORAGE"):  # the study's own weights, when its store has them
         from sweetspot.models import build_model
 
-        url = resolve_storage_url(args.storage)
-        storage = open_storage(url, must_exist=True)
-        _quiet_optuna()
-        study, _ = load_study(storage, args.study or document.get("study"))
+        storage, url = _storage(args, must_exist=True)
+        args.study = args.study or document.get("study")
+        study, _ = _load(args, storage)
         frozen = next((t for t in study.get_trials(deepcopy=False) if t.number == chosen.trial), None)
         fetched = None
         if frozen is not None:
-            fetched = fetch_teacher_weights(_artifacts(args, url), storage, frozen, out.with_name(f".{out.name}.download"))
+            fetched = fetch_teacher_weights(
+                _artifacts(args, url), storage, frozen, out.with_name(f".{out.name}.download")
+            )
         if fetched is not None:
             teacher = build_model(chosen.net, splits.input_shape, splits.n_classes).to(splits.x_train.device)
             teacher.load_state_dict(load_weights(fetched))
@@ -417,9 +517,12 @@ def cmd_teacher(args: argparse.Namespace) -> int:
         teacher = retrain(chosen, splits)
     found = figures(teacher, config, splits, chosen.temperature)
     check_figures(found, chosen.recorded, chosen.trial)
-    save_weights(wrap(teacher, splits), out)
-    print(f"wrote trial {chosen.trial}'s teacher ({source}; validation accuracy {found['teacher_val_acc']:.4f}, entropy at "
-          f"T={chosen.temperature or config.distill.temperature:g} {found['teacher_entropy']:.4f}, as the export records) to {out}")
+    with _given("--out"):
+        save_weights(wrap(teacher, splits), out)
+    print(
+        f"wrote trial {chosen.trial}'s teacher ({source}; validation accuracy {found['teacher_val_acc']:.4f}, "
+        f"entropy at T={chosen.temperature:g} {found['teacher_entropy']:.4f}, as the export records) to {out}"
+    )
     return 0
 
 
@@ -443,90 +546,242 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _option_groups() -> dict[str, argparse.ArgumentParser]:
+    """The option groups commands share, as argparse parents: storage, compute, transfer, worker, common."""
     storage = _Parser(add_help=False)
-    storage.add_argument("--storage", metavar="URL", help="Optuna storage URL (default: $SWEETSPOT_STORAGE, else sqlite:///sweetspot.db)")
-    storage.add_argument("--study", metavar="NAME", help="study name (run: default the config's name; export: default the storage's only study)")
-    storage.add_argument("--artifacts", metavar="DIR", help="artifact store folder (default: $SWEETSPOT_ARTIFACTS, else beside an "
-                         "SQLite file: NAME-artifacts/, else ./sweetspot-artifacts)")
+    storage.add_argument(
+        "--storage", metavar="URL", help="Optuna storage URL (default: $SWEETSPOT_STORAGE, else sqlite:///sweetspot.db)"
+    )
+    storage.add_argument(
+        "--study",
+        metavar="NAME",
+        help="study name (run: default the config's name; export: default the storage's only study)",
+    )
+    storage.add_argument(
+        "--artifacts",
+        metavar="DIR",
+        help="artifact store folder (default: $SWEETSPOT_ARTIFACTS, "
+        "else beside an SQLite file: NAME-artifacts/, else ./sweetspot-artifacts)",
+    )
     compute = _Parser(add_help=False)
     compute.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
-    compute.add_argument("--data-dir", metavar="DIR", help="where the dataset files are (default: the config's data.data_dir, "
-                         "else $SWEETSPOT_DATA, else ~/.cache/sweetspot)")
+    compute.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="where the dataset files are (default: the config's "
+        "data.data_dir, else $SWEETSPOT_DATA, else ~/.cache/sweetspot)",
+    )
     compute.add_argument("--download", action="store_true", help="let torchvision download a missing dataset")
-    compute.add_argument("--threads", type=_positive_int, metavar="N",
-                         help="torch CPU threads (default: $SWEETSPOT_THREADS, else all cores; run --workers N: cores / N)")
+    compute.add_argument(
+        "--threads",
+        type=_positive_int,
+        metavar="N",
+        help="torch CPU threads (default: $SWEETSPOT_THREADS, else all cores; run --workers N: cores / N)",
+    )
     transfer = _Parser(add_help=False)
-    transfer.add_argument("--withheld", type=_classes, metavar="K,K", help="classes withheld from the transfer set (default: the config's; none for none)")
-    transfer.add_argument("--examples-per-class", type=_positive_int, metavar="N", help="keep N transfer examples per class (default: the config's)")
+    transfer.add_argument(
+        "--withheld",
+        type=_classes,
+        metavar="K,K",
+        help="classes withheld from the transfer set (default: the config's; none for none)",
+    )
+    transfer.add_argument(
+        "--examples-per-class",
+        type=_positive_int,
+        metavar="N",
+        help="keep N transfer examples per class (default: the config's)",
+    )
     common = _Parser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show tracebacks")
+    workers = _Parser(add_help=False)
+    workers.add_argument(
+        "config", nargs="?", help="study config YAML (default: the built-in digits study = studies/digits.yaml)"
+    )
+    workers.add_argument("--no-progress", action="store_true", help="no progress bar")
+    workers.add_argument(
+        "--heartbeat",
+        type=_positive_int,
+        default=10,
+        metavar="S",
+        help="seconds between a running trial's heartbeats (default: 10)",
+    )
+    workers.add_argument(
+        "--grace",
+        type=_positive_int,
+        default=60,
+        metavar="S",
+        help="seconds without a heartbeat after which a trial is failed and queued again (default: 60)",
+    )
+    workers.add_argument(
+        "--no-share",
+        action="store_true",
+        help="train every teacher from scratch (default: continue the longest stored checkpoint of its path)",
+    )
+    workers.add_argument(
+        "--checkpoints",
+        metavar="DIR",
+        help="teacher checkpoint folder (default: $SWEETSPOT_CHECKPOINTS, else checkpoints/ in the artifact folder)",
+    )
+    workers.add_argument(
+        "--checkpoint-mb",
+        type=_positive_int,
+        default=2048,
+        metavar="MB",
+        help="size bound of the checkpoint folder; least recently used files go first (default: 2048)",
+    )
+    workers.add_argument(
+        "--checkpoint-every",
+        type=_non_negative_int,
+        default=0,
+        metavar="K",
+        help="also store every K-th epoch of a teacher, for shorter trials of its path (default: 0, "
+        "only where trials stop)",
+    )
+    return {"storage": storage, "compute": compute, "workers": workers, "transfer": transfer, "common": common}
 
-    parser = _Parser(prog="sweetspot", description="Find the teacher batch size and epochs whose soft labels distil best.")
+
+# What `sweetspot run --workers N` passes to its workers: every option `run` shares with `worker`, as
+# given, except what the supervisor sets itself (the storage goes through the environment, never on a
+# command line; threads and the progress bar per worker; the study by its resolved name).
+WORKER_GROUPS = ("storage", "compute", "workers", "transfer", "common")
+SET_BY_SUPERVISOR = ("storage", "study", "threads", "no_progress")
+
+
+def worker_argv(args: argparse.Namespace, study_name: str) -> list[str]:
+    """The `sweetspot worker` arguments that reproduce ``args`` (a parsed `sweetspot run`): derived
+    from the parser, so that an option added to a shared group reaches the workers by itself."""
+    groups = _option_groups()
+    positional: list[str] = []
+    options: list[str] = ["--study", study_name]
+    for group in WORKER_GROUPS:
+        for action in groups[group]._actions:
+            value = getattr(args, action.dest, action.default)
+            if action.dest in SET_BY_SUPERVISOR or value == action.default:
+                continue
+            if not action.option_strings:
+                positional.append(str(value))
+            elif action.nargs == 0:  # a switch (store_true)
+                options.append(action.option_strings[0])
+            else:
+                options += [action.option_strings[0], getattr(action.type, "render", str)(value)]
+    return positional + options
+
+
+def build_parser() -> argparse.ArgumentParser:
+    groups = _option_groups()
+    storage, compute, workers, transfer, common = (groups[k] for k in WORKER_GROUPS)
+
+    parser = _Parser(
+        prog="sweetspot", description="Find the teacher batch size and epochs whose soft labels distil best."
+    )
     parser.add_argument("--version", action="version", version=f"sweetspot {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
-    workers = _Parser(add_help=False)
-    workers.add_argument("config", nargs="?", help="study config YAML (default: the built-in digits study = studies/digits.yaml)")
-    workers.add_argument("--no-progress", action="store_true", help="no progress bar")
-    workers.add_argument("--heartbeat", type=_positive_int, default=10, metavar="S", help="seconds between a running trial's heartbeats (default: 10)")
-    workers.add_argument("--grace", type=_positive_int, default=60, metavar="S",
-                         help="seconds without a heartbeat after which a trial is failed and queued again (default: 60)")
-    workers.add_argument("--no-share", action="store_true",
-                         help="train every teacher from scratch (default: continue the longest stored checkpoint of its path)")
-    workers.add_argument("--checkpoints", metavar="DIR", help="teacher checkpoint folder (default: $SWEETSPOT_CHECKPOINTS, "
-                         "else checkpoints/ in the artifact folder)")
-    workers.add_argument("--checkpoint-mb", type=_positive_int, default=2048, metavar="MB",
-                         help="size bound of the checkpoint folder; least recently used files go first (default: 2048)")
-    workers.add_argument("--checkpoint-every", type=_non_negative_int, default=0, metavar="K",
-                         help="also store every K-th epoch of a teacher, for shorter trials of its path (default: 0, "
-                         "only where trials stop)")
+    run = sub.add_parser(
+        "run",
+        parents=[storage, compute, workers, transfer, common],
+        help="queue trials and run them (create or continue a study)",
+    )
+    run.add_argument(
+        "--trials",
+        type=_positive_int,
+        metavar="N",
+        help="trials to add to the study, across all workers (default: the config's n_trials)",
+    )
+    run.add_argument(
+        "--workers",
+        type=_non_negative_int,
+        default=1,
+        metavar="N",
+        help="worker processes on this machine (default: 1, in this process; 0: only queue the trials)",
+    )
+    run.add_argument(
+        "--log-dir",
+        default="sweetspot-logs",
+        metavar="DIR",
+        help="per-worker log files when --workers > 1 (default: sweetspot-logs)",
+    )
 
-    run = sub.add_parser("run", parents=[storage, compute, workers, transfer, common], help="queue trials and run them (create or continue a study)")
-    run.add_argument("--trials", type=_positive_int, metavar="N", help="trials to add to the study, across all workers (default: the config's n_trials)")
-    run.add_argument("--workers", type=_non_negative_int, default=1, metavar="N",
-                     help="worker processes on this machine (default: 1, in this process; 0: only queue the trials)")
-    run.add_argument("--log-dir", default="sweetspot-logs", metavar="DIR", help="per-worker log files when --workers > 1 (default: sweetspot-logs)")
+    worker = sub.add_parser(
+        "worker",
+        parents=[storage, compute, workers, transfer, common],
+        help="run queued trials of a study until none is left",
+    )
+    worker.add_argument(
+        "--trials",
+        type=_positive_int,
+        metavar="N",
+        help="stop after N trials of this worker (default: until the queue is empty)",
+    )
+    worker.add_argument(
+        "--wait-for-queue",
+        type=_non_negative_int,
+        default=0,
+        metavar="S",
+        help="if nothing is queued yet, wait up to S seconds for queued trials (default: 0)",
+    )
 
-    worker = sub.add_parser("worker", parents=[storage, compute, workers, transfer, common], help="run queued trials of a study until none is left")
-    worker.add_argument("--trials", type=_positive_int, metavar="N", help="stop after N trials of this worker (default: until the queue is empty)")
-    worker.add_argument("--wait-for-queue", type=_non_negative_int, default=0, metavar="S",
-                        help="if nothing is queued yet, wait up to S seconds for queued trials (default: 0)")
-
-    export = sub.add_parser("export", parents=[storage, compute, common], help="write the best teacher configuration(s)")
+    export = sub.add_parser(
+        "export", parents=[storage, compute, common], help="write the best teacher configuration(s)"
+    )
     export.add_argument("--out", metavar="FILE", help="output file (default: standard output)")
     export.add_argument("--format", help="yaml | json (default: from --out's suffix, else yaml)")
 
-    trial = sub.add_parser("trial", parents=[compute, transfer, common], help="run one trial outside any study and print its metrics")
+    trial = sub.add_parser(
+        "trial", parents=[compute, transfer, common], help="run one trial outside any study and print its metrics"
+    )
     trial.add_argument("config", nargs="?", help="study config YAML (default: the built-in digits study)")
     trial.add_argument("--batch-size", type=_positive_int, required=True, help="teacher batch size")
     trial.add_argument("--epochs", type=_positive_int, required=True, help="teacher epochs")
     trial.add_argument("--seed", type=int, help="trial seed (default: the config's seed)")
     trial.add_argument("--split", choices=("val", "test"), default="val", help="split to score on (default: val)")
     trial.add_argument("--format", choices=("table", "json"), default="table")
-    experiment = sub.add_parser("experiment", parents=[compute, transfer, common], help="run one of the paper's experiments")
+    experiment = sub.add_parser(
+        "experiment", parents=[compute, transfer, common], help="run one of the paper's experiments"
+    )
     experiment.add_argument("name", choices=EXPERIMENT_NAMES, help="the experiment: " + ", ".join(EXPERIMENT_NAMES))
     experiment.add_argument("config", nargs="?", help="study config YAML (default: the built-in digits study)")
-    experiment.add_argument("--teacher", action="append", metavar="[LABEL=][ARCH:]BATCH:EPOCHS",
-                            help="a teacher to train (repeatable), e.g. large=mlp:16:100")
-    experiment.add_argument("--export", metavar="FILE", help="also the best teacher of a `sweetspot export` file (it comes first)")
+    experiment.add_argument(
+        "--teacher",
+        action="append",
+        metavar="[LABEL=][ARCH:]BATCH:EPOCHS",
+        help="a teacher to train (repeatable), e.g. large=mlp:16:100",
+    )
+    experiment.add_argument(
+        "--export", metavar="FILE", help="also the best teacher of a `sweetspot export` file (it comes first)"
+    )
     experiment.add_argument("--out", default="results", metavar="DIR", help="output folder (default: results)")
-    experiment.add_argument("--split", choices=("val", "test"), default="val", help="split the students are scored on (default: val)")
-    experiment.add_argument("--classes", type=_classes, metavar="K,K",
-                            help="missing-class: the classes to leave out in turn (default: all); penultimate: its three classes (default: 0,1,2)")
+    experiment.add_argument(
+        "--split", choices=("val", "test"), default="val", help="split the students are scored on (default: val)"
+    )
+    experiment.add_argument(
+        "--classes",
+        type=_classes,
+        metavar="K,K",
+        help="missing-class: the classes to leave out in turn (default: all); "
+        "penultimate: its three classes (default: 0,1,2)",
+    )
     experiment.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     dashboard = sub.add_parser("dashboard", parents=[storage, common], help="browse the studies in optuna-dashboard")
-    dashboard.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1; optuna-dashboard has no "
-                           "authentication, so 0.0.0.0 only on a trusted network)")
+    dashboard.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default: 127.0.0.1; optuna-dashboard has no "
+        "authentication, so 0.0.0.0 only on a trusted network)",
+    )
     dashboard.add_argument("--port", type=_positive_int, default=8080, help="port (default: 8080)")
 
     report = sub.add_parser("report", parents=[storage, common], help="write a study's figures and an HTML report")
     report.add_argument("--out", default="report", metavar="DIR", help="output folder (default: report)")
 
-    teacher = sub.add_parser("teacher", parents=[storage, compute, common], help="write the weights of an exported teacher")
+    teacher = sub.add_parser(
+        "teacher", parents=[storage, compute, common], help="write the weights of an exported teacher"
+    )
     teacher.add_argument("file", metavar="FILE", help="a `sweetspot export` file")
-    teacher.add_argument("--trial", type=_non_negative_int, metavar="N", help="the teacher of trial N (default: the best)")
+    teacher.add_argument(
+        "--trial", type=_non_negative_int, metavar="N", help="the teacher of trial N (default: the best)"
+    )
     teacher.add_argument("--out", metavar="FILE", help="weights file (default: teacher-trialN.pt)")
     return parser
 

@@ -38,15 +38,10 @@ TRIAL_METRICS: dict[str, str] = {
     "student_teacher_agreement": "top-1 agreement of student and teacher (validation split)",
 }
 RECORD_ATTRS: dict[str, str] = {
-    "teacher_entropy_by_T": "normalised soft-label entropy at each T of ENTROPY_GRID: {\"1\": ..., \"20\": ...}",
-    "time_s": "wall time of each phase: {\"teacher\", \"soft_labels\", \"student\", \"total\"}",
+    "teacher_entropy_by_T": 'normalised soft-label entropy at each T of ENTROPY_GRID: {"1": ..., "20": ...}',
+    "time_s": 'wall time of each phase: {"teacher", "soft_labels", "student", "total"}',
     "seed": "the trial's seed",
-    "teacher_epochs": "teacher epochs trained by this trial and reused from a stored checkpoint: {\"trained\", \"reused\"}",
-}
-# Stored only where an early_stop rule is set.
-EARLY_STOP_ATTRS: dict[str, str] = {
-    "teacher_curve": "per epoch, the teacher's entropy at T and accuracy on the validation inputs",
-    "pruned_reason": "why the rule or Optuna's pruner stopped the trial (PRUNED trials only)",
+    "teacher_epochs": 'teacher epochs trained by this trial and reused from a stored checkpoint: {"trained", "reused"}',
 }
 DIRECTIONS = ("maximize", "minimize")
 SAMPLERS = ("tpe", "random", "nsga2")
@@ -137,9 +132,7 @@ class StudyConfig:
         default_factory=lambda: {"student_withheld_acc": "maximize", "teacher_entropy": "maximize"}
     )
     data: DataConfig = field(default_factory=DataConfig)
-    teacher: NetConfig = field(
-        default_factory=lambda: NetConfig(options={"width": 512, "depth": 6})
-    )
+    teacher: NetConfig = field(default_factory=lambda: NetConfig(options={"width": 512, "depth": 6}))
     student: StudentConfig = field(default_factory=StudentConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
@@ -171,7 +164,7 @@ def load_config(path: str | Path | None) -> StudyConfig:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "not valid YAML"
-        raise ConfigError(f"{path}: invalid YAML{where}: {problem}") from None
+        raise ConfigError(f"{path}: invalid YAML{where}: {problem}") from exc
     if raw is None:
         raw = {}
     return config_from_dict(raw, source=str(path))
@@ -290,7 +283,11 @@ def _check_ranges(c: StudyConfig, source: str) -> None:
         if not 0.0 < getattr(d, key) < 1.0:
             fail(f"data.{key}", f"must be between 0 and 1 (exclusive), got {getattr(d, key)}")
     if d.val_fraction + d.test_fraction >= 0.9:
-        fail("data", f"val_fraction + test_fraction must leave at least 10% for training, got {d.val_fraction + d.test_fraction:.2f}")
+        fail(
+            "data",
+            "val_fraction + test_fraction must leave at least 10% for training, "
+            f"got {d.val_fraction + d.test_fraction:.2f}",
+        )
     for section in ("teacher", "student"):
         net: NetConfig = getattr(c, section)
         _check_choice(f"{section}.optimizer", net.optimizer, OPTIMIZERS, source)
@@ -332,14 +329,19 @@ def _check_ranges(c: StudyConfig, source: str) -> None:
         fail("search.temperature", f"must be [low, high] with 0 < low <= high, got {list(s.temperature)}")
     e = c.early_stop
     if e.entropy_floor is not None and not 0.0 < e.entropy_floor < 1.0:
-        fail("early_stop.entropy_floor", f"must be between 0 and 1 (normalised entropy), or null; got {e.entropy_floor}")
+        fail(
+            "early_stop.entropy_floor", f"must be between 0 and 1 (normalised entropy), or null; got {e.entropy_floor}"
+        )
     if e.accuracy_ceiling is not None and not 0.0 < e.accuracy_ceiling <= 1.0:
         fail("early_stop.accuracy_ceiling", f"must be within (0, 1], or null; got {e.accuracy_ceiling}")
     _check_choice("early_stop.pruner", e.pruner, PRUNERS, source)
     _check_choice("early_stop.curve", e.curve, CURVES, source)
     if e.pruner != "none" and len(c.objectives) > 1:
-        fail("early_stop.pruner", f"needs a single objective (this study has {len(c.objectives)}: Optuna cannot prune "
-             "multi-objective studies); use entropy_floor / accuracy_ceiling, which work with any number")
+        fail(
+            "early_stop.pruner",
+            f"needs a single objective (this study has {len(c.objectives)}: Optuna cannot prune "
+            "multi-objective studies); use entropy_floor / accuracy_ceiling, which work with any number",
+        )
 
 
 def trajectory_seed(config: StudyConfig, batch_size: int, lr: float) -> int:
@@ -372,7 +374,7 @@ def _check_choice(where: str, value: str, allowed: tuple[str, ...], source: str)
 
 
 def did_you_mean(word: str, choices: typing.Iterable[str]) -> str:
-    """" (did you mean 'x'?)" for the closest choice, or nothing: used by every name check."""
+    """ " (did you mean 'x'?)" for the closest choice, or nothing: used by every name check."""
     close = difflib.get_close_matches(word, list(choices), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 

@@ -55,14 +55,27 @@ class Splits:
 DATASETS: dict[str, Callable[[str | None, bool], Raw]] = {
     "digits": lambda data_dir, download: sources.load_digits(),
     "mnist": lambda data_dir, download: sources.load_mnist_family("mnist", "MNIST", data_dir, download),
-    "fashion-mnist": lambda data_dir, download: sources.load_mnist_family("fashion-mnist", "FashionMNIST", data_dir, download),
+    "fashion-mnist": lambda data_dir, download: sources.load_mnist_family(
+        "fashion-mnist", "FashionMNIST", data_dir, download
+    ),
     "cifar10": sources.load_cifar10,
 }
 
 
 # Class names for tables and figures; datasets not listed are named by class number.
 CLASS_NAMES: dict[str, tuple[str, ...]] = {
-    "fashion-mnist": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+    "fashion-mnist": (
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ),
     "cifar10": ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
 }
 
@@ -121,9 +134,7 @@ def load_splits(config: DataConfig, seed: int) -> Splits:
 def check_classes(classes: tuple[int, ...], n_classes: int) -> None:
     bad = [c for c in classes if not 0 <= c < n_classes]
     if bad:
-        raise DataError(
-            f"distill.withheld_classes: {bad} not in the dataset (classes are 0 to {n_classes - 1})"
-        )
+        raise DataError(f"distill.withheld_classes: {bad} not in the dataset (classes are 0 to {n_classes - 1})")
     if len(classes) >= n_classes:
         raise DataError(f"distill.withheld_classes: withholding all {n_classes} classes leaves no transfer set")
 

@@ -1,4 +1,8 @@
-"""One error root, so the CLI can turn any expected failure into one line and exit code 2."""
+"""One error root, so the CLI can turn any expected failure into one line and exit code 2.
+
+The class says what kind of thing failed; the message says what, in the raising module's own terms.
+The CLI names the flag or file the user gave (``cli._given``), keeping the class and the cause.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +21,10 @@ class DataError(SweetspotError):
 
 class StorageError(SweetspotError):
     """The study storage cannot be reached, or holds something other than what was asked for."""
+
+
+class FileError(SweetspotError):
+    """A file or folder cannot be read or written, or does not hold what it should."""
 
 
 class TrainingDiverged(SweetspotError):

@@ -9,20 +9,20 @@ trials sharing the best value.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import optuna
 import yaml
 from optuna.study import StudyDirection
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, TrialState
 
-from sweetspot.config import NetConfig, StudyConfig
+from sweetspot.config import StudyConfig
+from sweetspot.data import Splits
 from sweetspot.errors import ConfigError, StorageError
+from sweetspot.study import metric_names
+from sweetspot.teachers import teacher_recipe
+from sweetspot.trial import params_from_dict, run_trial
 
 SELECTION_RULE = (
     "Pareto-optimal trials ordered by the first objective (best first), ties broken by the "
@@ -50,30 +50,6 @@ def ordered_front(study: optuna.Study) -> list[FrozenTrial]:
     return best_first(study, [t for t in front if t.user_attrs.get("reused_from") not in numbers])
 
 
-def teacher_recipe(config: StudyConfig, trial: FrozenTrial) -> dict[str, Any]:
-    """Everything needed to retrain this trial's teacher bit for bit (on the same device type)."""
-    return {
-        "dataset": config.data.name,
-        "split": {"val_fraction": config.data.val_fraction, "test_fraction": config.data.test_fraction, "seed": config.seed},
-        "arch": config.teacher.arch,
-        "options": dict(config.teacher.options),
-        "optimizer": config.teacher.optimizer,
-        "lr": trial.params.get("teacher_lr", config.teacher.lr),
-        "schedule": config.teacher.schedule,
-        "lr_decay": config.teacher.lr_decay,
-        "precision": config.teacher.precision,
-        "batch_size": trial.params["batch_size"],
-        "epochs": trial.params["epochs"],
-        "seed": trial.user_attrs["seed"],
-    }
-
-
-def net_from_recipe(recipe: dict[str, Any]) -> NetConfig:
-    """The teacher network and its optimisation, as ``teacher_recipe`` wrote them."""
-    return NetConfig(recipe["arch"], dict(recipe.get("options") or {}), recipe["optimizer"], recipe["lr"],
-                     recipe.get("schedule", "constant"), recipe.get("lr_decay", 0.95), recipe.get("precision", "float32"))
-
-
 def build_export(
     study: optuna.Study,
     config: StudyConfig,
@@ -82,7 +58,7 @@ def build_export(
 ) -> dict[str, Any]:
     """The export document. ``test_scores`` maps trial number -> its test-split figures."""
     front = ordered_front(study)
-    names = study.metric_names or list(config.objectives)
+    names = metric_names(study)
     teachers = []
     for rank, trial in enumerate(front):
         teachers.append(
@@ -110,7 +86,7 @@ def build_export(
 
 
 def front_or_fail(study: optuna.Study) -> list[FrozenTrial]:
-    if not any(t.state == optuna.trial.TrialState.COMPLETE for t in study.get_trials(deepcopy=False)):
+    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         raise StorageError(f"study {study.study_name!r} has no finished trial to export")
     return ordered_front(study)
 
@@ -120,7 +96,7 @@ def export_format(out: str | None, fmt: str | None) -> str:
     if fmt is None:
         fmt = "json" if out and Path(out).suffix.lower() == ".json" else "yaml"
     if fmt not in EXPORT_FORMATS:
-        raise ConfigError(f"--format: unknown format {fmt!r} (allowed: {', '.join(EXPORT_FORMATS)})")
+        raise ConfigError(f"unknown export format {fmt!r} (allowed: {', '.join(EXPORT_FORMATS)})")
     return fmt
 
 
@@ -130,39 +106,10 @@ def render(document: dict[str, Any], fmt: str) -> str:
     return yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
 
 
-@contextmanager
-def atomic_file(path: Path) -> Iterator[str]:
-    """A temporary file beside ``path`` to write, renamed to ``path`` when the block ends without
-    an error and removed otherwise: never a half-written file."""
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise ConfigError(f"--out: directory {str(directory)!r} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_atomically(path: Path, text: str) -> None:
-    with atomic_file(path) as tmp:
-        Path(tmp).write_text(text)
-
-
-def load_export(path: str | Path) -> dict[str, Any]:
-    """Read an export back (YAML is a superset of JSON, so one reader serves both formats)."""
-    return yaml.safe_load(Path(path).read_text())
-
-
-def score_on_test(config: StudyConfig, splits: Any, trials: list[FrozenTrial]) -> dict[int, dict[str, Any]]:
+def score_on_test(config: StudyConfig, splits: Splits, trials: list[FrozenTrial]) -> dict[int, dict[str, Any]]:
     """Retrain each trial's teacher and student from its recipe and score them on the test split:
     the only place sweetspot reads the test split. Retraining also checks that the trial
     reproduces (same soft-label entropy on the transfer set as the study recorded)."""
-    from sweetspot.objective import params_from_dict, run_trial
-
     scores: dict[int, dict[str, Any]] = {}
     for trial in trials:
         outcome = run_trial(config, splits, params_from_dict(trial.params), trial.user_attrs["seed"], split="test")

@@ -21,8 +21,10 @@ def soft_labels_by_class(logits: torch.Tensor, labels: torch.Tensor, temperature
     2 and 3); NaN where a class has no example."""
     p = soft_labels(logits, temperature)
     n_classes = logits.shape[1]
-    rows = [p[labels == k].mean(dim=0) if (labels == k).any() else torch.full((n_classes,), float("nan"), device=p.device)
-            for k in range(n_classes)]
+    rows = [
+        p[labels == k].mean(dim=0) if (labels == k).any() else torch.full((n_classes,), float("nan"), device=p.device)
+        for k in range(n_classes)
+    ]
     return torch.stack(rows)
 
 

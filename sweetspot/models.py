@@ -14,7 +14,9 @@ from sweetspot.config import NetConfig, did_you_mean
 from sweetspot.errors import ConfigError
 
 
-def mlp(input_shape: tuple[int, ...], n_classes: int, width: int = 512, depth: int = 6, dropout: float = 0.0) -> nn.Module:
+def mlp(
+    input_shape: tuple[int, ...], n_classes: int, width: int = 512, depth: int = 6, dropout: float = 0.0
+) -> nn.Module:
     """``depth`` hidden layers of ``width`` ReLU units (the paper's large teacher: 6 x 512)."""
     return nn.Sequential(nn.Flatten(), *_dense(math.prod(input_shape), [width] * depth, dropout, n_classes))
 
@@ -70,16 +72,28 @@ def convnet(
 # The paper's Table 7 networks: name -> (convnet options, the table's parameter count). The table
 # gives only layer counts and totals; these channel and width choices reach the totals (see README).
 PAPER_NETWORKS: dict[str, tuple[dict[str, Any], int]] = {
-    "paper-mnist-large": ({"channels": (16, 16, 512), "pool": (1, 1, 1), "hidden": (512, 256), "dropout": 0.5}, 2_560_906),
+    "paper-mnist-large": (
+        {"channels": (16, 16, 512), "pool": (1, 1, 1), "hidden": (512, 256), "dropout": 0.5},
+        2_560_906,
+    ),
     "paper-mnist-small": ({"channels": (256, 512), "pool": (1, 1)}, 1_433_610),
     "paper-mnist-general": ({"channels": (16, 32), "pool": (1, 1)}, 20_490),
     "paper-fashion-mnist-large": (
-        {"channels": (64, 128, 256, 256), "pool": (0, 1, 1, 1), "hidden": (512, 256, 256), "dropout": 0.5}, 2_339_850),
+        {"channels": (64, 128, 256, 256), "pool": (0, 1, 1, 1), "hidden": (512, 256, 256), "dropout": 0.5},
+        2_339_850,
+    ),
     "paper-fashion-mnist-small": ({"channels": (64, 256, 512), "pool": (0, 1, 1)}, 1_558_538),
     "paper-fashion-mnist-general": ({"channels": (32, 64), "pool": (1, 1)}, 50_186),
     "paper-cifar10-large": (
-        {"channels": (32, 64, 64, 64, 64, 128, 256, 512), "pool": (0, 1, 0, 1, 0, 1, 0, 1), "hidden": (4096, 4096),
-         "dropout": 0.5, "batchnorm": True}, 26_902_442),
+        {
+            "channels": (32, 64, 64, 64, 64, 128, 256, 512),
+            "pool": (0, 1, 0, 1, 0, 1, 0, 1),
+            "hidden": (4096, 4096),
+            "dropout": 0.5,
+            "batchnorm": True,
+        },
+        26_902_442,
+    ),
     "paper-cifar10-small": ({"channels": (64, 64, 512), "pool": (0, 0, 0)}, 5_674_634),
     "paper-cifar10-general": ({"channels": (64, 128, 256), "pool": (0, 1, 1)}, 534_666),
 }
@@ -107,14 +121,19 @@ _OPTION_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "depth": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "an integer >= 0"),
     "dropout": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1, "a number in [0, 1)"),
     "channels": (lambda v: _int_list(v, 1) and len(v) > 0, "a non-empty list of integers >= 1"),
-    "pool": (lambda v: isinstance(v, (list, tuple)) and all(x in (0, 1) and not isinstance(x, float) for x in v), "a list of 0 or 1"),
+    "pool": (
+        lambda v: isinstance(v, (list, tuple)) and all(x in (0, 1) and not isinstance(x, float) for x in v),
+        "a list of 0 or 1",
+    ),
     "hidden": (lambda v: _int_list(v, 1), "a list of integers >= 1"),
     "batchnorm": (lambda v: isinstance(v, bool), "true or false"),
 }
 
 
 def _int_list(value: Any, minimum: int) -> bool:
-    return isinstance(value, (list, tuple)) and all(isinstance(x, int) and not isinstance(x, bool) and x >= minimum for x in value)
+    return isinstance(value, (list, tuple)) and all(
+        isinstance(x, int) and not isinstance(x, bool) and x >= minimum for x in value
+    )
 
 
 def check_net(section: str, net: NetConfig) -> None:
@@ -124,7 +143,9 @@ def check_net(section: str, net: NetConfig) -> None:
             f"{section}.arch: unknown architecture {net.arch!r}{did_you_mean(net.arch, ARCHITECTURES)}"
             f" (available: {', '.join(ARCHITECTURES)})"
         )
-    allowed = [p for p in inspect.signature(ARCHITECTURES[net.arch]).parameters if p not in ("input_shape", "n_classes")]
+    allowed = [
+        p for p in inspect.signature(ARCHITECTURES[net.arch]).parameters if p not in ("input_shape", "n_classes")
+    ]
     for key, value in net.options.items():
         if key not in allowed:
             known = allowed + [f.name for f in NetConfig.__dataclass_fields__.values() if f.name != "options"]

@@ -11,15 +11,20 @@ from sweetspot.config import ENTROPY_GRID, TRIAL_METRICS, StudyConfig, batch_siz
 
 def study_note(config: StudyConfig) -> str:
     d, s = config.distill, config.search
-    objectives = "\n".join(f"{i + 1}. `{m}` ({direction}): {TRIAL_METRICS[m]}" for i, (m, direction) in enumerate(config.objectives.items()))
+    objectives = "\n".join(
+        f"{i + 1}. `{m}` ({direction}): {TRIAL_METRICS[m]}"
+        for i, (m, direction) in enumerate(config.objectives.items())
+    )
     withheld = ", ".join(map(str, d.withheld_classes)) or "none"
     lines = [
         f"# sweetspot study: {config.name}",
         "",
-        ("Each trial trains a teacher with the batch size and number of epochs below, measures how much "
-        "similarity information its soft labels `softmax(z/T)` carry (their mean normalised entropy: 1 = "
-        "uniform, 0 = one-hot), distils a student from them, and scores the student, also on classes the "
-        "student never saw (withheld from the transfer set)."),
+        (
+            "Each trial trains a teacher with the batch size and number of epochs below, measures how much "
+            "similarity information its soft labels `softmax(z/T)` carry (their mean normalised entropy: 1 = "
+            "uniform, 0 = one-hot), distils a student from them, and scores the student, also on classes the "
+            "student never saw (withheld from the transfer set)."
+        ),
         "",
         "## Objectives",
         "",
@@ -36,19 +41,28 @@ def study_note(config: StudyConfig) -> str:
         "",
         "## Fixed",
         "",
-        (f"* data: `{config.data.name}`; teacher `{config.teacher.arch}` {dict(config.teacher.options) or ''}; "
-        f"student `{config.student.arch}`, {config.student.epochs} epochs at batch {config.student.batch_size}"),
-        f"* distillation: T = {d.temperature:g}, alpha = {d.alpha:g} (weight of the soft term); withheld classes: {withheld}"
+        (
+            f"* data: `{config.data.name}`; teacher `{config.teacher.arch}` {dict(config.teacher.options) or ''}; "
+            f"student `{config.student.arch}`, {config.student.epochs} epochs at batch {config.student.batch_size}"
+        ),
+        f"* distillation: T = {d.temperature:g}, alpha = {d.alpha:g} (weight of the soft term); "
+        f"withheld classes: {withheld}"
         + (f"; {d.examples_per_class} transfer examples per class" if d.examples_per_class else ""),
         "",
         "## How to read the trials",
         "",
-        ("* Larger batches and fewer epochs keep the teacher's entropy high; smaller batches and more epochs "
-        "drive it down toward label smoothing, and the student stops learning the withheld classes."),
-        ("* Too little training gives a high entropy but a useless teacher (low `teacher_val_acc`). The sweet "
-        "spot lies between: high student accuracy with a teacher that still carries similarity information."),
-        ("* Each trial's note has its entropy over temperatures and all its metrics; its artifacts hold the "
-        "teacher's weights (a state dict) and a picture of its mean soft labels per class."),
+        (
+            "* Larger batches and fewer epochs keep the teacher's entropy high; smaller batches and more epochs "
+            "drive it down toward label smoothing, and the student stops learning the withheld classes."
+        ),
+        (
+            "* Too little training gives a high entropy but a useless teacher (low `teacher_val_acc`). The sweet "
+            "spot lies between: high student accuracy with a teacher that still carries similarity information."
+        ),
+        (
+            "* Each trial's note has its entropy over temperatures and all its metrics; its artifacts hold the "
+            "teacher's weights (a state dict) and a picture of its mean soft labels per class."
+        ),
         "* `sweetspot report` draws the map of batch size x epochs; `sweetspot export` writes the best teachers.",
     ]
     return "\n".join(lines) + "\n"
@@ -61,10 +75,14 @@ def trial_note(params: dict[str, Any], metrics: dict[str, Any], temperature: flo
     by_t = metrics.get("teacher_entropy_by_T") or {}
     grid = [str(t) for t in ENTROPY_GRID if str(t) in by_t]
     lines = [
-        f"# Teacher: batch size {params.get('batch_size')}, {params.get('epochs')} epoch{'s' * (params.get('epochs') != 1)}",
+        f"# Teacher: batch size {params.get('batch_size')}, "
+        f"{params.get('epochs')} epoch{'s' * (params.get('epochs') != 1)}",
         "",
-        (f"Soft-label entropy at T = {temperature:g}: **{fmt(metrics.get('teacher_entropy'))}**; student accuracy "
-        f"**{fmt(metrics.get('student_val_acc'))}**, on the withheld classes **{fmt(metrics.get('student_withheld_acc'))}**."),
+        (
+            f"Soft-label entropy at T = {temperature:g}: **{fmt(metrics.get('teacher_entropy'))}**; student accuracy "
+            f"**{fmt(metrics.get('student_val_acc'))}**, "
+            f"on the withheld classes **{fmt(metrics.get('student_withheld_acc'))}**."
+        ),
         "",
         "## Entropy of the soft labels over T",
         "",

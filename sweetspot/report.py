@@ -20,6 +20,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from sweetspot.config import ENTROPY_GRID, StudyConfig
 from sweetspot.export import best_first, ordered_front
+from sweetspot.study import count_states, metric_names
 
 TOP = 10  # rows of the top-trials table
 
@@ -32,13 +33,26 @@ class Figure:
 
 
 FIGURES = (
-    Figure("sweet-spot-map", "The sweet-spot map", "Each trial at its teacher's batch size and epochs, coloured by the student's "
-           "accuracy (left) and by the teacher's soft-label entropy (right); the star is the best trial."),
-    Figure("pareto-front", "Pareto front", "Every finished trial by the study's objectives; the front joined in order."),
-    Figure("entropy-vs-withheld", "Entropy against the withheld class", "Teacher soft-label entropy at T against the "
-           "student's accuracy on the classes it never saw, with Spearman's rank correlation."),
-    Figure("entropy-vs-temperature", "Entropy over temperature", "Soft-label entropy over T of the best, median and "
-           "worst trial by the first objective."),
+    Figure(
+        "sweet-spot-map",
+        "The sweet-spot map",
+        "Each trial at its teacher's batch size and epochs, coloured by the student's "
+        "accuracy (left) and by the teacher's soft-label entropy (right); the star is the best trial.",
+    ),
+    Figure(
+        "pareto-front", "Pareto front", "Every finished trial by the study's objectives; the front joined in order."
+    ),
+    Figure(
+        "entropy-vs-withheld",
+        "Entropy against the withheld class",
+        "Teacher soft-label entropy at T against the "
+        "student's accuracy on the classes it never saw, with Spearman's rank correlation.",
+    ),
+    Figure(
+        "entropy-vs-temperature",
+        "Entropy over temperature",
+        "Soft-label entropy over T of the best, median and worst trial by the first objective.",
+    ),
 )
 
 
@@ -60,8 +74,12 @@ def write_report(study: optuna.Study, config: StudyConfig, out: Path, storage_sh
     out.mkdir(parents=True, exist_ok=True)
     trials = finished(study)
     ranked = best_first(study, trials)  # the export's order: the report stars the trial the export calls best
-    draws = {"sweet-spot-map": _map, "pareto-front": _front, "entropy-vs-withheld": _entropy_withheld,
-             "entropy-vs-temperature": _temperature}
+    draws = {
+        "sweet-spot-map": _map,
+        "pareto-front": _front,
+        "entropy-vs-withheld": _entropy_withheld,
+        "entropy-vs-temperature": _temperature,
+    }
     paths, notes = [], {}
     for figure in FIGURES:
         fig = plt.figure(figsize=(10, 4.2) if figure.name == "sweet-spot-map" else (6, 4.2))
@@ -86,11 +104,16 @@ def _point_size(n: int) -> float:
     return 60 if n < 50 else 25 if n < 300 else 8
 
 
-def _map(fig: Any, study: optuna.Study, config: StudyConfig, trials: list[FrozenTrial], ranked: list[FrozenTrial]) -> str:
+def _map(
+    fig: Any, study: optuna.Study, config: StudyConfig, trials: list[FrozenTrial], ranked: list[FrozenTrial]
+) -> str:
     import matplotlib.ticker
 
     axes = fig.subplots(1, 2)
-    keys = (("student_val_acc", "student accuracy (validation)"), ("teacher_entropy", f"teacher entropy at T={config.distill.temperature:g}"))
+    keys = (
+        ("student_val_acc", "student accuracy (validation)"),
+        ("teacher_entropy", f"teacher entropy at T={config.distill.temperature:g}"),
+    )
     if not trials:
         for ax in axes:
             _empty(ax, "no finished trial yet")
@@ -101,7 +124,15 @@ def _map(fig: Any, study: optuna.Study, config: StudyConfig, trials: list[Frozen
         colours = [_num(t.user_attrs.get(key)) for t in trials]
         points = ax.scatter(x, y, c=colours, cmap="viridis", s=_point_size(len(trials)), alpha=0.85, edgecolors="none")
         best = ranked[0]
-        ax.scatter([best.params["batch_size"]], [best.params["epochs"]], marker="*", s=260, facecolors="none", edgecolors="red", linewidths=1.5)
+        ax.scatter(
+            [best.params["batch_size"]],
+            [best.params["epochs"]],
+            marker="*",
+            s=260,
+            facecolors="none",
+            edgecolors="red",
+            linewidths=1.5,
+        )
         ax.set(xscale="log", yscale="log", xlabel="teacher batch size", ylabel="teacher epochs", title=label)
         ax.set_xticks(sorted(set(x)), [str(v) for v in sorted(set(x))], rotation=45, fontsize=7)
         ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
@@ -111,9 +142,11 @@ def _map(fig: Any, study: optuna.Study, config: StudyConfig, trials: list[Frozen
     return ""
 
 
-def _front(fig: Any, study: optuna.Study, config: StudyConfig, trials: list[FrozenTrial], ranked: list[FrozenTrial]) -> str:
+def _front(
+    fig: Any, study: optuna.Study, config: StudyConfig, trials: list[FrozenTrial], ranked: list[FrozenTrial]
+) -> str:
     ax = fig.subplots()
-    names = study.metric_names or [f"objective {i}" for i in range(len(study.directions))]
+    names = metric_names(study)
     if not trials:
         return _empty(ax, "no finished trial yet")
     if len(names) == 1:  # one objective: its value per trial and the best so far
@@ -127,16 +160,30 @@ def _front(fig: Any, study: optuna.Study, config: StudyConfig, trials: list[Froz
         ax.legend(fontsize=8)
         return ""
     front = ordered_front(study)
-    ax.scatter([_num(t.values[0]) for t in trials], [_num(t.values[1]) for t in trials], s=_point_size(len(trials)),
-               alpha=0.5, color="grey", label="trials")
-    ax.plot([_num(t.values[0]) for t in front], [_num(t.values[1]) for t in front], marker="o", color="red", label="Pareto front")
+    ax.scatter(
+        [_num(t.values[0]) for t in trials],
+        [_num(t.values[1]) for t in trials],
+        s=_point_size(len(trials)),
+        alpha=0.5,
+        color="grey",
+        label="trials",
+    )
+    ax.plot(
+        [_num(t.values[0]) for t in front],
+        [_num(t.values[1]) for t in front],
+        marker="o",
+        color="red",
+        label="Pareto front",
+    )
     ax.set(xlabel=names[0], ylabel=names[1])
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return "" if len(names) == 2 else f"the first two of {len(names)} objectives"
 
 
-def _entropy_withheld(fig: Any, study: optuna.Study, config: StudyConfig, trials: list[FrozenTrial], ranked: list[FrozenTrial]) -> str:
+def _entropy_withheld(
+    fig: Any, study: optuna.Study, config: StudyConfig, trials: list[FrozenTrial], ranked: list[FrozenTrial]
+) -> str:
     from scipy.stats import spearmanr
 
     ax = fig.subplots()
@@ -156,7 +203,9 @@ def _entropy_withheld(fig: Any, study: optuna.Study, config: StudyConfig, trials
     return note
 
 
-def _temperature(fig: Any, study: optuna.Study, config: StudyConfig, trials: list[FrozenTrial], ranked: list[FrozenTrial]) -> str:
+def _temperature(
+    fig: Any, study: optuna.Study, config: StudyConfig, trials: list[FrozenTrial], ranked: list[FrozenTrial]
+) -> str:
     ax = fig.subplots()
     with_curves = [t for t in ranked if t.user_attrs.get("teacher_entropy_by_T")]
     if not with_curves:
@@ -169,54 +218,82 @@ def _temperature(fig: Any, study: optuna.Study, config: StudyConfig, trials: lis
         t = next(tr for tr in with_curves if tr.number == number)
         curve = t.user_attrs["teacher_entropy_by_T"]
         grid = [g for g in ENTROPY_GRID if str(g) in curve]
-        ax.plot(grid, [curve[str(g)] for g in grid], marker="o",
-                label=f"{' = '.join(labels)}: trial {number} (batch {t.params['batch_size']}, {t.params['epochs']} epochs)")
+        ax.plot(
+            grid,
+            [curve[str(g)] for g in grid],
+            marker="o",
+            label=f"{' = '.join(labels)}: trial {number} (batch {t.params['batch_size']}, {t.params['epochs']} epochs)",
+        )
     ax.set(xlabel="temperature T", ylabel="mean normalised entropy", ylim=(0, 1.02))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     return ""
 
 
-def _html(study: optuna.Study, config: StudyConfig, trials: list[FrozenTrial], ranked: list[FrozenTrial],
-          paths: list[Path], notes: dict[str, str], storage_shown: str) -> str:
-    states = {s.name.lower(): 0 for s in TrialState}
-    for t in study.get_trials(deepcopy=False):
-        states[t.state.name.lower()] += 1
-    counts = ", ".join(f"{n} {s}" for s, n in states.items() if n)
-    names = study.metric_names or [f"objective {i}" for i in range(len(study.directions))]
-    columns = ["trial", "batch", "epochs", *names, "teacher_val_acc", "student_val_acc", "student_withheld_acc", "teacher_entropy"]
+def _html(
+    study: optuna.Study,
+    config: StudyConfig,
+    trials: list[FrozenTrial],
+    ranked: list[FrozenTrial],
+    paths: list[Path],
+    notes: dict[str, str],
+    storage_shown: str,
+) -> str:
+    states = count_states(study.get_trials(deepcopy=False))
+    counts = ", ".join(f"{n} {s.name.lower()}" for s, n in states.items() if n)
+    names = metric_names(study)
+    columns = [
+        "trial",
+        "batch",
+        "epochs",
+        *names,
+        "teacher_val_acc",
+        "student_val_acc",
+        "student_withheld_acc",
+        "teacher_entropy",
+    ]
     columns = list(dict.fromkeys(columns))
     rows = []
     for t in ranked[:TOP]:
         cells = [t.number, t.params.get("batch_size"), t.params.get("epochs")]
         cells += [_fmt(t.user_attrs.get(c)) for c in columns[3:]]
         rows.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
-    table = ("<table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in columns) + "</tr>" + "".join(rows) + "</table>"
-             if rows else "<p>No finished trial yet.</p>")
+    table = (
+        "<table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in columns) + "</tr>" + "".join(rows) + "</table>"
+        if rows
+        else "<p>No finished trial yet.</p>"
+    )
     durations = [t.user_attrs["time_s"]["total"] for t in trials if isinstance(t.user_attrs.get("time_s"), dict)]
     typical = f"; a trial took {statistics.median(durations):.1f} s (median)" if durations else ""
     sections = []
     for figure, path in zip(FIGURES, paths):
         data = base64.b64encode(path.read_bytes()).decode()
         note = f"<p class='note'>{html.escape(notes[figure.name])}</p>" if notes.get(figure.name) else ""
-        sections.append(f"<h2>{html.escape(figure.title)}</h2><p>{html.escape(figure.caption)}</p>{note}"
-                        f"<img alt='{figure.name}' src='data:image/png;base64,{data}'>")
+        sections.append(
+            f"<h2>{html.escape(figure.title)}</h2><p>{html.escape(figure.caption)}</p>{note}"
+            f"<img alt='{figure.name}' src='data:image/png;base64,{data}'>"
+        )
     best = ""
     if ranked:
         b = ranked[0]
-        best = (f"<p class='best'>Best trial by {html.escape(names[0])}: <b>trial {b.number}</b>, batch size "
-                f"<b>{b.params['batch_size']}</b>, <b>{b.params['epochs']}</b> epochs ({html.escape(names[0])} = {_fmt(b.values[0])}).</p>")
+        best = (
+            f"<p class='best'>Best trial by {html.escape(names[0])}: <b>trial {b.number}</b>, batch size "
+            f"<b>{b.params['batch_size']}</b>, <b>{b.params['epochs']}</b> epochs "
+            f"({html.escape(names[0])} = {_fmt(b.values[0])}).</p>"
+        )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>sweetspot report: {html.escape(study.study_name)}</title>
 <style>
 body {{ font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }}
 img {{ max-width: 100%; }} table {{ border-collapse: collapse; font-size: 0.9em; }}
-td, th {{ border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }} .note {{ color: #555; font-style: italic; }}
+td, th {{ border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }}
+.note {{ color: #555; font-style: italic; }}
 .best {{ font-size: 1.1em; background: #f3f7ff; padding: 0.6em; }}
 </style></head><body>
 <h1>sweetspot report: {html.escape(study.study_name)}</h1>
-<p>Storage {html.escape(storage_shown)}; dataset <code>{html.escape(config.data.name)}</code>, teacher <code>{html.escape(config.teacher.arch)}</code>,
-student <code>{html.escape(config.student.arch)}</code>, T = {config.distill.temperature:g}; trials: {html.escape(counts or "none")}{typical}.</p>
+<p>Storage {html.escape(storage_shown)}; dataset <code>{html.escape(config.data.name)}</code>,
+teacher <code>{html.escape(config.teacher.arch)}</code>, student <code>{html.escape(config.student.arch)}</code>,
+T = {config.distill.temperature:g}; trials: {html.escape(counts or "none")}{typical}.</p>
 {best}
 {"".join(sections)}
 <h2>Top trials</h2>

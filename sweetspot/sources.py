@@ -54,7 +54,7 @@ def check_idx(path: Path, ndim: int, shape: tuple[int, ...] | None = None) -> in
         with opener(path, "rb") as handle:
             data = handle.read()
     except (OSError, EOFError) as exc:
-        raise DataError(f"{path}: unreadable ({exc})") from None
+        raise DataError(f"{path}: unreadable ({exc})") from exc
     if len(data) < 4 + 4 * ndim or data[:3] != b"\x00\x00\x08" or data[3] != ndim:
         raise DataError(f"{path}: not an IDX file of unsigned bytes with {ndim} dimension(s)")
     dims = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
@@ -109,8 +109,8 @@ def load_mnist_family(name: str, class_name: str, data_dir: str | None, download
                 raise DataError(f"{raw / prefix}-*: {n_images} images but {n_labels} labels")
         try:
             dataset = cls(str(root), train=train, download=download)
-        except Exception as exc:  # noqa: BLE001 (torchvision raises plain errors for absent or bad files)
-            raise DataError(f"{name}: cannot load {raw}: {str(exc).splitlines()[0]}") from None
+        except Exception as exc:  # torchvision raises plain errors for absent or bad files
+            raise DataError(f"{name}: cannot load {raw}: {str(exc).splitlines()[0]}") from exc
         x = dataset.data.numpy().astype(np.float32)[:, None] / 255.0
         y = dataset.targets.numpy().astype(np.int64)
         arrays += [x, _check_labels(y, 10, raw)]
@@ -144,8 +144,11 @@ def load_cifar10(data_dir: str | None, download: bool) -> Raw:
     for train in (True, False):
         try:
             dataset = CIFAR10(str(root), train=train, download=download)
-        except Exception as exc:  # noqa: BLE001 (unpickling and reshaping raise many kinds)
-            raise DataError(f"cifar10: cannot read the batches in {folder}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+        except Exception as exc:  # unpickling and reshaping raise many kinds
+            raise DataError(
+                f"cifar10: cannot read the batches in {folder}: "
+                f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            ) from exc
         x = np.asarray(dataset.data)
         if x.ndim != 4 or x.shape[1:] != (32, 32, 3) or x.dtype != np.uint8:
             raise DataError(f"cifar10: images in {folder} are {x.shape} {x.dtype}, expected (N, 32, 32, 3) uint8")

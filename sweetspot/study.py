@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 import socket
-import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,13 +25,13 @@ from sweetspot.config import StudyConfig, config_diff, config_from_dict, derive_
 from sweetspot.early_stop import make_pruner
 from sweetspot.errors import ConfigError, StorageError
 from sweetspot.notes import study_note
+from sweetspot.optuna_internals import QueueStorage, experimental
+from sweetspot.retry import first_line
 
 DEFAULT_STORAGE = "sqlite:///sweetspot.db"
 STORAGE_ENV = "SWEETSPOT_STORAGE"
 CONFIG_ATTR = "sweetspot_config"  # study user attribute holding the config as a dict
 SUPPORTED_BACKENDS = ("sqlite", "postgresql", "mysql")
-# what a lost or dropped database connection raises through Optuna's storage
-STORAGE_ERRORS = (optuna.exceptions.StorageInternalError, sqlalchemy.exc.DBAPIError)
 
 
 def resolve_storage_url(arg: str | None) -> str:
@@ -52,27 +52,6 @@ def _engine_kwargs(backend: str) -> dict[str, Any]:
         return {"connect_args": {"timeout": 60}}  # wait for another writer instead of failing at once
     # a small pool per process; pre-ping replaces connections the server dropped
     return {"pool_pre_ping": True, "pool_size": 2, "max_overflow": 2}
-
-
-class QueueEmpty(Exception):
-    """No queued trial is left: the study has reached its total."""
-
-
-class QueueStorage(optuna.storages.RDBStorage):
-    """Optuna's RDB storage, except that ``study.ask`` never creates a trial of its own.
-
-    sweetspot queues a study's trials up front (``queue_trials``): ``study.ask`` pops a WAITING one,
-    an atomic update in the database, and when none is left this storage raises QueueEmpty instead
-    of creating a new trial. So N queued trials are exactly N trials, whatever the number of
-    workers. Trials created from a template (queueing, Optuna's retry of a stale trial) pass.
-    """
-
-    def _create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> FrozenTrial:
-        # Both ``create_new_trial`` and Optuna's cache layer (which ``load_study`` puts in front of
-        # every RDB storage) create trials through this method; tests/test_workers.py checks it.
-        if template_trial is None:
-            raise QueueEmpty
-        return super()._create_new_trial(study_id, template_trial)
 
 
 @dataclass(frozen=True)
@@ -107,52 +86,52 @@ def _serialize_sqlite(engine: sqlalchemy.engine.Engine) -> None:
     engine.dispose()  # connections opened before the listeners go
 
 
-def _retry(max_retry: int) -> optuna.storages.RetryHeartbeatStaleTrialCallback:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
-
-
 def open_storage(url: str, *, must_exist: bool = False, heartbeat: Heartbeat | None = None) -> QueueStorage:
     """An Optuna RDB storage for ``url``; one-line StorageError for a malformed, unsupported or
     unreachable URL. ``must_exist`` refuses to create a new SQLite file (for reading commands)."""
     shown = mask_url(url)
     try:
         parsed = make_url(url)
-    except (sqlalchemy.exc.ArgumentError, ValueError):
+    except (sqlalchemy.exc.ArgumentError, ValueError) as exc:
         raise StorageError(
-            f"--storage: malformed URL {shown!r} (expected e.g. {DEFAULT_STORAGE} or postgresql+psycopg://user@host/db)"
-        ) from None
+            f"malformed URL {shown!r} (expected e.g. {DEFAULT_STORAGE} or postgresql+psycopg://user@host/db)"
+        ) from exc
     backend = parsed.get_backend_name()
     if backend not in SUPPORTED_BACKENDS:
-        raise StorageError(f"--storage: unsupported database {backend!r} in {shown!r} (supported: {', '.join(SUPPORTED_BACKENDS)})")
+        raise StorageError(
+            f"unsupported database {backend!r} in {shown!r} (supported: {', '.join(SUPPORTED_BACKENDS)})"
+        )
     if backend == "sqlite":
         path = parsed.database or ""
         if path in ("", ":memory:"):
-            raise StorageError(f"--storage: {shown!r} is in memory and would vanish; give a file, e.g. {DEFAULT_STORAGE}")
+            raise StorageError(f"{shown!r} is in memory and would vanish; give a file, e.g. {DEFAULT_STORAGE}")
         if must_exist and not Path(path).is_file():
-            raise StorageError(f"--storage: no database file at {path!r} (run `sweetspot run` first, or pass --storage)")
+            raise StorageError(f"no database file at {path!r} (run `sweetspot run` first, or pass --storage)")
         if not Path(path).parent.is_dir():
-            raise StorageError(f"--storage: directory {str(Path(path).parent)!r} of {shown!r} does not exist")
-    beats: dict[str, Any] = {}
-    if heartbeat is not None:
-        beats = {
-            "heartbeat_interval": heartbeat.interval,
-            "grace_period": heartbeat.grace,
-            "heartbeat_stale_trial_callback": _retry(heartbeat.max_retry),
-        }
+            raise StorageError(f"directory {str(Path(path).parent)!r} of {shown!r} does not exist")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        with experimental():  # heartbeats and their retry callback
+            beats: dict[str, Any] = (
+                {}
+                if heartbeat is None
+                else {
+                    "heartbeat_interval": heartbeat.interval,
+                    "grace_period": heartbeat.grace,
+                    "heartbeat_stale_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(
+                        max_retry=heartbeat.max_retry
+                    ),
+                }
+            )
             storage = QueueStorage(url, engine_kwargs=_engine_kwargs(backend), **beats)
         if backend == "sqlite":
             _serialize_sqlite(storage.engine)
         return storage
-    except (ImportError, sqlalchemy.exc.NoSuchModuleError):
-        raise StorageError(f"--storage: no driver for {parsed.drivername!r} in {shown!r} (for PostgreSQL use postgresql+psycopg://)") from None
+    except (ImportError, sqlalchemy.exc.NoSuchModuleError) as exc:
+        raise StorageError(
+            f"no driver for {parsed.drivername!r} in {shown!r} (for PostgreSQL use postgresql+psycopg://)"
+        ) from exc
     except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as exc:
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        raise StorageError(f"--storage: cannot open {shown!r}: {reason}") from None
+        raise StorageError(f"cannot open {shown!r}: {first_line(exc)}") from exc
 
 
 def study_names(storage: optuna.storages.BaseStorage) -> list[str]:
@@ -165,10 +144,10 @@ def load_study(storage: optuna.storages.BaseStorage, name: str | None) -> tuple[
     if name is None:
         if len(names) != 1:
             listed = ", ".join(names) if names else "none"
-            raise StorageError(f"--study: name the study to use (studies in this storage: {listed})")
+            raise StorageError(f"name the study to use (studies in this storage: {listed})")
         name = names[0]
     if name not in names:
-        raise StorageError(f"--study: no study named {name!r} (studies in this storage: {', '.join(names) or 'none'})")
+        raise StorageError(f"no study named {name!r} (studies in this storage: {', '.join(names) or 'none'})")
     study = optuna.load_study(study_name=name, storage=storage)
     return study, stored_config(study)
 
@@ -176,7 +155,9 @@ def load_study(storage: optuna.storages.BaseStorage, name: str | None) -> tuple[
 def stored_config(study: optuna.Study) -> StudyConfig:
     raw = study.user_attrs.get(CONFIG_ATTR)
     if raw is None:
-        raise StorageError(f"study {study.study_name!r} was not created by sweetspot (it has no {CONFIG_ATTR} attribute)")
+        raise StorageError(
+            f"study {study.study_name!r} was not created by sweetspot (it has no {CONFIG_ATTR} attribute)"
+        )
     return config_from_dict(raw, source=f"study {study.study_name!r}")
 
 
@@ -199,7 +180,7 @@ def open_study(storage: optuna.storages.BaseStorage, name: str, config: StudyCon
         existing = optuna.load_study(study_name=name, storage=storage)
         before = existing.user_attrs.get(CONFIG_ATTR)
         if before is None:
-            raise StorageError(f"--study: {name!r} exists and was not created by sweetspot; choose another name")
+            raise StorageError(f"{name!r} exists and was not created by sweetspot; choose another name")
         diff = config_diff(config_from_dict(before).fingerprint(), config.fingerprint())
         if diff:
             shown = "; ".join(diff[:3]) + (f"; and {len(diff) - 3} more" if len(diff) > 3 else "")
@@ -209,7 +190,9 @@ def open_study(storage: optuna.storages.BaseStorage, name: str, config: StudyCon
             )
         n_before = len(existing.get_trials(deepcopy=False))
         sampler = make_sampler(config, derive_seed(config.seed, n_before, 1))
-        return optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=make_pruner(config.early_stop))
+        return optuna.load_study(
+            study_name=name, storage=storage, sampler=sampler, pruner=make_pruner(config.early_stop)
+        )
     study = optuna.create_study(
         storage=storage,
         study_name=name,
@@ -219,16 +202,20 @@ def open_study(storage: optuna.storages.BaseStorage, name: str, config: StudyCon
         load_if_exists=True,  # another worker may create it at the same moment
     )
     study.set_user_attr(CONFIG_ATTR, config.to_dict())
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+    with experimental():
         study.set_metric_names(list(config.objectives))
     save_note(study, study_note(config))  # optuna-dashboard shows it on the study's page
     return study
 
 
+def metric_names(study: optuna.Study) -> list[str]:
+    """The objectives' names as the study stored them (sweetspot always does), else ``objective 0``, ..."""
+    return study.metric_names or [f"objective {i}" for i in range(len(study.directions))]
+
+
 def best_so_far(study: optuna.Study, trials: list[FrozenTrial]) -> dict[str, float]:
     """Best value of each objective over ``trials`` (each objective on its own, not a single trial)."""
-    names = study.metric_names or [f"objective{i}" for i in range(len(study.directions))]
+    names = metric_names(study)
     done = [t for t in trials if t.state == TrialState.COMPLETE and t.values is not None]
     best: dict[str, float] = {}
     for i, (name, direction) in enumerate(zip(names, study.directions)):
@@ -251,8 +238,9 @@ def queue_trials(study: optuna.Study, n: int) -> None:
         study.enqueue_trial({})
 
 
-def count_states(study: optuna.Study) -> dict[TrialState, int]:
+def count_states(trials: Iterable[FrozenTrial]) -> dict[TrialState, int]:
+    """How many of ``trials`` are in each state (every state present, 0 where none)."""
     counts = dict.fromkeys(TrialState, 0)
-    for trial in study.get_trials(deepcopy=False):
+    for trial in trials:
         counts[trial.state] += 1
     return counts

@@ -9,9 +9,10 @@ back with ``torch.load(..., weights_only=True)``.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -20,11 +21,15 @@ from sweetspot.artifacts import cpu_state_dict, load_weights
 from sweetspot.config import NetConfig, StudyConfig, config_from_dict
 from sweetspot.data import Splits, transfer_indices
 from sweetspot.errors import ConfigError
-from sweetspot.export import atomic_file, load_export, net_from_recipe
+from sweetspot.files import atomic_file, read_export
 from sweetspot.metrics import accuracy, normalized_entropy
 from sweetspot.models import build_model
 from sweetspot.training import predict_logits
 from sweetspot.trajectories import train_teacher
+from sweetspot.trial import TeacherParams, params_from_dict
+
+if TYPE_CHECKING:  # optuna only for the annotation: loading an exported teacher needs no Optuna
+    from optuna.trial import FrozenTrial
 
 TOLERANCE = 1e-3  # largest difference from the export's figures accepted (same device type: exact)
 CHECKED = ("teacher_val_acc", "teacher_entropy")
@@ -42,6 +47,33 @@ class Standardize(nn.Module):
         return (x - self.mean) / self.std
 
 
+def teacher_recipe(config: StudyConfig, trial: FrozenTrial) -> dict[str, Any]:
+    """Everything needed to retrain this trial's teacher bit for bit (on the same device type)."""
+    return {
+        "dataset": config.data.name,
+        "split": {"val_fraction": config.data.val_fraction, "test_fraction": config.data.test_fraction,
+                  "seed": config.seed},
+        "arch": config.teacher.arch,
+        "options": dict(config.teacher.options),
+        "optimizer": config.teacher.optimizer,
+        "lr": params_from_dict(trial.params).lr(config),
+        "schedule": config.teacher.schedule,
+        "lr_decay": config.teacher.lr_decay,
+        "precision": config.teacher.precision,
+        "batch_size": trial.params["batch_size"],
+        "epochs": trial.params["epochs"],
+        "seed": trial.user_attrs["seed"],
+    }
+
+
+def net_from_recipe(recipe: dict[str, Any]) -> NetConfig:
+    """The teacher network and its optimisation, as ``teacher_recipe`` wrote them (a key an older
+    export lacks keeps NetConfig's default)."""
+    given = {f.name: recipe[f.name] for f in dataclasses.fields(NetConfig) if f.name in recipe}
+    given["options"] = dict(given.get("options") or {})
+    return NetConfig(**given)
+
+
 @dataclass(frozen=True)
 class ExportedTeacher:
     """One teacher of an export document: which trial, its config and the figures it recorded."""
@@ -49,34 +81,33 @@ class ExportedTeacher:
     trial: int
     config: StudyConfig
     net: NetConfig
-    batch_size: int
-    epochs: int
+    params: TeacherParams  # the trial's searched variables
     seed: int
-    temperature: float | None  # searched T of the trial (None: the config's)
     recorded: dict[str, Any]
+
+    @property
+    def temperature(self) -> float:
+        return self.params.t(self.config)
 
 
 def pick_teacher(document: dict[str, Any], trial: int | None = None) -> ExportedTeacher:
-    """The best teacher of an export, or the one of trial ``trial``."""
-    try:
-        teachers = document["teachers"]
-        entry = next(t for t in teachers if (t["best"] if trial is None else t["trial"] == trial))
-    except StopIteration:
-        numbers = ", ".join(str(t["trial"]) for t in document["teachers"])
-        raise ConfigError(f"--trial: trial {trial} is not in this export (its teachers: trials {numbers})") from None
-    except (KeyError, TypeError):
-        raise ConfigError("FILE: not a `sweetspot export` file (it has no teachers list)") from None
+    """The best teacher of an export (as ``files.read_export`` checked it), or the one of trial ``trial``."""
+    teachers = document["teachers"]
+    entry = next((t for t in teachers if (t["best"] if trial is None else t["trial"] == trial)), None)
+    if entry is None:
+        numbers = ", ".join(str(t["trial"]) for t in teachers)
+        raise ConfigError(f"trial {trial} is not in this export (its teachers: trials {numbers})")
     recipe = entry["recipe"]
-    net = net_from_recipe(recipe)
     config = config_from_dict(document["config"], source="the export's config")
-    temperature = (entry.get("params") or {}).get("temperature")
-    return ExportedTeacher(entry["trial"], config, net, recipe["batch_size"], recipe["epochs"], recipe["seed"], temperature, entry["metrics"])
+    params = params_from_dict(
+        {**(entry["params"] or {}), "batch_size": recipe["batch_size"], "epochs": recipe["epochs"]}
+    )
+    return ExportedTeacher(entry["trial"], config, net_from_recipe(recipe), params, recipe["seed"], entry["metrics"])
 
 
 def retrain(chosen: ExportedTeacher, splits: Splits) -> nn.Module:
     """The teacher trained again from its recipe, seeded as its trial seeded it (no student)."""
-    torch.manual_seed(chosen.seed)
-    return train_teacher(chosen.net, splits, chosen.batch_size, chosen.epochs, chosen.net.lr, torch.Generator().manual_seed(chosen.seed))
+    return train_teacher(chosen.net, splits, chosen.params.batch_size, chosen.params.epochs, chosen.net.lr, chosen.seed)
 
 
 def wrap(teacher: nn.Module, splits: Splits) -> nn.Sequential:
@@ -84,23 +115,29 @@ def wrap(teacher: nn.Module, splits: Splits) -> nn.Sequential:
     return nn.Sequential(Standardize(splits.input_mean, splits.input_std).to(splits.x_train.device), teacher).eval()
 
 
-def figures(teacher: nn.Module, config: StudyConfig, splits: Splits, temperature: float | None = None) -> dict[str, float]:
+def figures(teacher: nn.Module, config: StudyConfig, splits: Splits, temperature: float) -> dict[str, float]:
     """What an export records about a teacher that needs no student: validation accuracy, and the
-    soft-label entropy at T (the trial's, else the config's) on the transfer set."""
-    index = transfer_indices(splits.y_train, config.distill.withheld_classes, config.distill.examples_per_class, config.seed)
+    soft-label entropy at the trial's T on the transfer set."""
+    d = config.distill
+    index = transfer_indices(splits.y_train, d.withheld_classes, d.examples_per_class, config.seed)
     return {
         "teacher_val_acc": accuracy(predict_logits(teacher, splits.x_val), splits.y_val),
-        "teacher_entropy": normalized_entropy(predict_logits(teacher, splits.x_train[index]), temperature or config.distill.temperature),
+        "teacher_entropy": normalized_entropy(predict_logits(teacher, splits.x_train[index]), temperature),
     }
 
 
 def check_figures(found: dict[str, float], recorded: dict[str, Any], trial: int) -> None:
     """Raise when the teacher does not give the figures the export recorded (within TOLERANCE)."""
-    off = [f"{k} {found[k]:.4f} (export: {recorded[k]:.4f})" for k in CHECKED
-           if recorded.get(k) is not None and abs(found[k] - recorded[k]) > TOLERANCE]
+    off = [
+        f"{k} {found[k]:.4f} (export: {recorded[k]:.4f})"
+        for k in CHECKED
+        if recorded.get(k) is not None and abs(found[k] - recorded[k]) > TOLERANCE
+    ]
     if off:
-        raise ConfigError(f"trial {trial}'s teacher does not reproduce the export: {'; '.join(off)}; nothing written "
-                          "(another device type or thread count can change results: use the study's)")
+        raise ConfigError(
+            f"trial {trial}'s teacher does not reproduce the export: {'; '.join(off)}; nothing written "
+            "(another device type or thread count can change results: use the study's)"
+        )
 
 
 def save_weights(model: nn.Module, path: Path) -> None:
@@ -111,7 +148,7 @@ def save_weights(model: nn.Module, path: Path) -> None:
 
 def load_teacher(export_file: str | Path, weights_file: str | Path, trial: int | None = None) -> nn.Module:
     """The teacher ``sweetspot teacher`` wrote, in eval mode: it takes raw inputs in [0, 1]."""
-    chosen = pick_teacher(load_export(export_file), trial)
+    chosen = pick_teacher(read_export(export_file), trial)
     state = load_weights(Path(weights_file))
     shape = tuple(state["0.mean"].shape)
     n_classes = list(state.values())[-1].shape[0]  # the classifier's bias comes last

@@ -35,7 +35,9 @@ def make_optimizer(name: str, model: nn.Module, lr: float) -> torch.optim.Optimi
     raise ValueError(f"unknown optimizer {name!r}")  # config validation makes this unreachable
 
 
-def make_scheduler(name: str, optimizer: torch.optim.Optimizer, epochs: int, lr_decay: float) -> torch.optim.lr_scheduler.LRScheduler | None:
+def make_scheduler(
+    name: str, optimizer: torch.optim.Optimizer, epochs: int, lr_decay: float
+) -> torch.optim.lr_scheduler.LRScheduler | None:
     """The per-epoch learning-rate schedule (``None``: constant). Only ``cosine`` reads ``epochs``."""
     if name == "exponential":
         return torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=lr_decay)

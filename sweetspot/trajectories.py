@@ -34,6 +34,7 @@ class TeacherRun:
     epochs_reused: int  # restored from a checkpoint
     curve: list[Point] | None  # every epoch's point when watched, else None
     stopped: str | None = None  # why the watch stopped the run before its last epoch
+    generator: torch.Generator | None = None  # the batch-order generator, where the run left it
 
 
 def shares_path(net: NetConfig) -> bool:
@@ -41,11 +42,20 @@ def shares_path(net: NetConfig) -> bool:
     return net.schedule != "cosine"
 
 
-def train_teacher(net: NetConfig, splits: Splits, batch_size: int, epochs: int, lr: float, generator: torch.Generator) -> nn.Module:
-    """``net`` trained on the whole training split with hard labels, from scratch. Initial weights
-    come from torch's global seed and the batch order from ``generator``: the caller seeds both
-    (trials, the experiments and `sweetspot teacher` the same way, so each retrains a trial's teacher exactly)."""
-    return run_teacher(net, splits, batch_size, epochs, lr, generator).teacher
+def seeded_run(
+    net: NetConfig, splits: Splits, batch_size: int, epochs: int, lr: float, seed: int, **kwargs: Any
+) -> TeacherRun:
+    """``run_teacher`` seeded by ``seed``: initial weights and dropout from torch's global RNG, the
+    batch order from a generator, both set from ``seed``. The one place a teacher is seeded, so that
+    trials, experiments and `sweetspot teacher` train the same teacher for the same seed."""
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    return run_teacher(net, splits, batch_size, epochs, lr, generator, **kwargs)
+
+
+def train_teacher(net: NetConfig, splits: Splits, batch_size: int, epochs: int, lr: float, seed: int) -> nn.Module:
+    """``net`` trained from scratch on the whole training split with hard labels, seeded as a trial seeds it."""
+    return seeded_run(net, splits, batch_size, epochs, lr, seed).teacher
 
 
 def run_teacher(
@@ -73,8 +83,12 @@ def run_teacher(
     done = 0
     if sharing:
         assert store is not None and key is not None
+
         # a watched run needs the stored epochs' curve, measured at its own T
-        state = store.load(key, epochs, device, accept=lambda s: watch is None or (s["curve"] is not None and s["temperature"] == temperature))
+        def measured_here(s: dict[str, Any]) -> bool:
+            return watch is None or (s["curve"] is not None and s["temperature"] == temperature)
+
+        state = store.load(key, epochs, device, accept=measured_here)
         if state is not None:
             _restore(state, teacher, optimizer, scheduler, generator, device)
             done = state["epoch"]
@@ -82,7 +96,8 @@ def run_teacher(
                 for point in state["curve"]:  # the stored epochs pass the same rule as trained ones
                     reason = watch(point)
                     if reason is not None:
-                        return TeacherRun(teacher, 0, int(point["epoch"]), state["curve"][: int(point["epoch"])], reason)
+                        stored = state["curve"][: int(point["epoch"])]
+                        return TeacherRun(teacher, 0, int(point["epoch"]), stored, reason, generator)
                 curve = list(state["curve"])
 
     stopped: str | None = None
@@ -92,31 +107,50 @@ def run_teacher(
         nonlocal stopped
         if watch is not None and curve is not None:
             logits = predict_logits(teacher, splits.x_val)
-            point = {"epoch": epoch, "entropy": normalized_entropy(logits, temperature), "accuracy": accuracy(logits, splits.y_val)}
+            point = {
+                "epoch": epoch,
+                "entropy": normalized_entropy(logits, temperature),
+                "accuracy": accuracy(logits, splits.y_val),
+            }
             curve.append(point)
             stopped = watch(point)
         if every and epoch % every == 0 and epoch < epochs and stopped is None:
             assert store is not None and key is not None
-            store.save(key, epoch, _capture(epoch, teacher, optimizer, scheduler, generator, device, curve, temperature))
+            state = _capture(epoch, teacher, optimizer, scheduler, generator, device, curve, temperature)
+            store.save(key, epoch, state)
         return stopped is not None
 
     last = done
     if epochs > done:
         history = train_classifier(
-            teacher, splits.x_train, splits.y_train, optimizer=optimizer, batch_size=batch_size, epochs=epochs - done,
-            generator=generator, scheduler=scheduler, first_epoch=done + 1,
-            after_epoch=after_epoch if watch is not None or every else None, precision=net.precision,
+            teacher,
+            splits.x_train,
+            splits.y_train,
+            optimizer=optimizer,
+            batch_size=batch_size,
+            epochs=epochs - done,
+            generator=generator,
+            scheduler=scheduler,
+            first_epoch=done + 1,
+            after_epoch=after_epoch if watch is not None or every else None,
+            precision=net.precision,
         )
         last = done + len(history)
     if sharing and last > done:
         assert store is not None and key is not None
         store.save(key, last, _capture(last, teacher, optimizer, scheduler, generator, device, curve, temperature))
-    return TeacherRun(teacher, last - done, done, curve, stopped)
+    return TeacherRun(teacher, last - done, done, curve, stopped, generator)
 
 
 def _capture(
-    epoch: int, teacher: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, generator: torch.Generator,
-    device: torch.device, curve: list[Point] | None, temperature: float,
+    epoch: int,
+    teacher: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    generator: torch.Generator,
+    device: torch.device,
+    curve: list[Point] | None,
+    temperature: float,
 ) -> dict[str, Any]:
     return {
         "epoch": epoch,
@@ -132,8 +166,12 @@ def _capture(
 
 
 def _restore(
-    state: dict[str, Any], teacher: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
-    generator: torch.Generator, device: torch.device,
+    state: dict[str, Any],
+    teacher: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    generator: torch.Generator,
+    device: torch.device,
 ) -> None:
     teacher.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])

@@ -15,7 +15,6 @@ import socket
 import subprocess
 import sys
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +23,9 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from sweetspot.errors import StorageError
-from sweetspot.study import STORAGE_ERRORS, QueueEmpty, best_so_far
+from sweetspot.optuna_internals import QueueEmpty, experimental
+from sweetspot.retry import STORAGE_ERRORS, STORAGE_RETRY, Retry, first_line
+from sweetspot.study import best_so_far, count_states
 
 log = logging.getLogger("sweetspot.workers")
 TrialCallback = Callable[[optuna.Study, FrozenTrial], None]
@@ -39,7 +39,7 @@ def drain(
     on_trial_end: TrialCallback | None = None,
     patience: float = 120.0,
     poll: float = 1.0,
-    max_storage_errors: int = 5,
+    retry: Retry = STORAGE_RETRY,
     stop_requested: Callable[[], bool] = lambda: False,
 ) -> int:
     """Run queued trials until the queue is empty and no other trial is running, or ``max_trials``
@@ -48,7 +48,7 @@ def drain(
     While other workers' trials are running this worker waits, failing stale ones (Optuna's
     heartbeat check), which re-queues them: a killed worker's trial is re-run by a live one. It gives
     up waiting after ``patience`` seconds without change. A lost database connection is retried
-    ``max_storage_errors`` times in a row, with a growing pause.
+    under ``retry`` (the policy every storage call of sweetspot follows), counting failures in a row.
     """
     done = 0
     errors = 0
@@ -70,10 +70,8 @@ def drain(
                 break
         except STORAGE_ERRORS as exc:
             errors += 1
-            if errors > max_storage_errors:
-                raise StorageError(f"database unreachable after {max_storage_errors} retries: {_first_line(exc)}") from None
-            log.warning("storage error (%s); retrying in %.0f s", _first_line(exc), poll * errors)
-            time.sleep(poll * errors)
+            log.warning("storage error (%s); try %d of %d", first_line(exc), errors, retry.attempts)
+            retry.give_up(errors, exc)
     return done
 
 
@@ -83,8 +81,7 @@ def _wait_for_running(study: optuna.Study, patience: float, poll: float, stop_re
     last: frozenset[int] = frozenset()
     since = time.monotonic()
     while not stop_requested():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        with experimental():
             optuna.storages.fail_stale_trials(study)
         trials = study.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING))
         if any(t.state == TrialState.WAITING for t in trials):
@@ -95,14 +92,12 @@ def _wait_for_running(study: optuna.Study, patience: float, poll: float, stop_re
         if running != last:
             last, since = running, time.monotonic()
         elif time.monotonic() - since > patience:
-            log.warning("trials %s still running after %.0f s; leaving them to their workers", sorted(running), patience)
+            log.warning(
+                "trials %s still running after %.0f s; leaving them to their workers", sorted(running), patience
+            )
             return False
         time.sleep(poll)
     raise KeyboardInterrupt
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 @dataclass
@@ -124,7 +119,15 @@ def threads_per_worker(n_workers: int, cores: int | None = None) -> int:
     return max(1, cores // n_workers)
 
 
-def supervise(launch: Launch, study: optuna.Study, total: int, *, progress: bool = True, stop_grace: float = 10.0) -> int:
+def supervise(
+    launch: Launch,
+    study: optuna.Study,
+    storage: optuna.storages.BaseStorage,
+    total: int,
+    *,
+    progress: bool = True,
+    stop_grace: float = 10.0,
+) -> int:
     """Start the workers, show one progress bar for all of them, and stop them all on Ctrl-C or
     SIGTERM (each fails its running trial); returns the worst worker exit code."""
     from tqdm.auto import tqdm
@@ -135,8 +138,11 @@ def supervise(launch: Launch, study: optuna.Study, total: int, *, progress: bool
         env = dict(os.environ, SWEETSPOT_STORAGE=launch.storage_url, PYTHONUNBUFFERED="1")
         if launch.gpus:
             env["CUDA_VISIBLE_DEVICES"] = str(i % launch.gpus)
-        log_file = open(launch.log_dir / f"{launch.study_name}-worker{i}.log", "w")  # noqa: SIM115 (kept open for the child)
-        cmd = [sys.executable, "-m", "sweetspot.cli", "worker", *launch.worker_args, "--threads", str(launch.threads), "--no-progress"]
+        log_file = open(launch.log_dir / f"{launch.study_name}-worker{i}.log", "w")  # kept open for the child
+        cmd = [
+            sys.executable, "-m", "sweetspot.cli", "worker", *launch.worker_args, "--threads", str(launch.threads),
+            "--no-progress",
+        ]
         # a session of its own: a terminal's Ctrl-C reaches only this supervisor, which stops the workers in order
         procs.append(subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env, start_new_session=True))
         log_file.close()
@@ -148,14 +154,20 @@ def supervise(launch: Launch, study: optuna.Study, total: int, *, progress: bool
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        with tqdm(total=total, unit="trial", desc=f"{launch.study_name} x{launch.n_workers}", disable=not progress, dynamic_ncols=True) as bar:
+        with tqdm(
+            total=total,
+            unit="trial",
+            desc=f"{launch.study_name} x{launch.n_workers}",
+            disable=not progress,
+            dynamic_ncols=True,
+        ) as bar:
             while not stopping and any(p.poll() is None for p in procs):
                 time.sleep(0.5)
                 _update_bar(bar, study, total)
             _update_bar(bar, study, total)
         if stopping:
             _stop(procs, stop_grace)
-            _fail_running_trials(study, procs)
+            _fail_running_trials(study, storage, procs)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -170,9 +182,7 @@ def _update_bar(bar: Any, study: optuna.Study, total: int) -> None:
         trials = study.get_trials(deepcopy=False)
     except STORAGE_ERRORS:
         return  # a progress bar may skip a beat while the database recovers
-    counts = dict.fromkeys(TrialState, 0)
-    for t in trials:
-        counts[t.state] += 1
+    counts = count_states(trials)
     done = max(0, total - counts[TrialState.WAITING] - counts[TrialState.RUNNING])
     bar.update(min(done, total) - bar.n)
     bar.set_postfix_str(" ".join(f"{k}={v:.3f}" for k, v in best_so_far(study, trials).items()))
@@ -192,15 +202,22 @@ def _stop(procs: Sequence[subprocess.Popen], grace: float) -> None:
             p.wait()
 
 
-def _fail_running_trials(study: optuna.Study, procs: Sequence[subprocess.Popen]) -> None:
-    """Mark failed what killed workers left RUNNING, so that no trial of ours stays RUNNING."""
+def _fail_running_trials(
+    study: optuna.Study, storage: optuna.storages.BaseStorage, procs: Sequence[subprocess.Popen]
+) -> None:
+    """Mark failed what killed workers left RUNNING, so that no trial of ours stays RUNNING, through
+    Optuna's public API: the reason first (a storage call, while the trial can still take it), then
+    ``study.tell``. A trial its worker finished in the meantime is left as it is."""
     ours = {f"{socket.gethostname()}:{p.pid}" for p in procs}
+    study_id = storage.get_study_id_from_name(study.study_name)
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if trial.user_attrs.get("worker") in ours:
-            study._storage.set_trial_user_attr(trial._trial_id, "fail_reason", "interrupted")
-            study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-
-
+            trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+            try:
+                storage.set_trial_user_attr(trial_id, "fail_reason", "interrupted")
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue
+            study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
 
 
 class GracefulStop:
@@ -236,7 +253,9 @@ class GracefulStop:
         return guarded
 
 
-def drain_with_progress(study: optuna.Study, objective: Callable[[optuna.Trial], Any], total: int, *, progress: bool = True, **kwargs: Any) -> int:
+def drain_with_progress(
+    study: optuna.Study, objective: Callable[[optuna.Trial], Any], total: int, *, progress: bool = True, **kwargs: Any
+) -> int:
     """`drain` in this process, with one progress bar: trials done / total, best values, elapsed.
     Ctrl-C and SIGTERM stop it cleanly (GracefulStop)."""
     from tqdm.auto import tqdm
@@ -251,7 +270,10 @@ def drain_with_progress(study: optuna.Study, objective: Callable[[optuna.Trial],
         def on_trial_end(study: optuna.Study, trial: FrozenTrial) -> None:
             finished.append(trial)
             if trial.state == TrialState.FAIL:
-                bar.write(f"trial {trial.number} failed: {trial.user_attrs.get('fail_reason', 'see the log')}", file=sys.stderr)
+                bar.write(
+                    f"trial {trial.number} failed: {trial.user_attrs.get('fail_reason', 'see the log')}",
+                    file=sys.stderr,
+                )
             elif not progress:  # a log line per trial instead of the bar (worker log files)
                 values = " ".join(f"{v:.4f}" for v in trial.values or [])
                 print(f"trial {trial.number} {trial.state.name.lower()}: {trial.params} -> {values}", flush=True)

@@ -88,7 +88,9 @@ def run_console_script(*args: str, cwd: Path, env: dict | None = None) -> subpro
     """The installed ``sweetspot`` command in a subprocess, as a user runs it."""
     exe = Path(sys.executable).with_name("sweetspot")
     environ = {k: v for k, v in os.environ.items() if k != "SWEETSPOT_STORAGE"} | (env or {})
-    return subprocess.run([str(exe), *map(str, args)], cwd=cwd, env=environ, capture_output=True, text=True, timeout=600, check=False)
+    return subprocess.run(
+        [str(exe), *map(str, args)], cwd=cwd, env=environ, capture_output=True, text=True, timeout=600, check=False
+    )
 
 
 POSTGRES_URL = os.environ.get("SWEETSPOT_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -106,7 +108,7 @@ def postgres_url():
         with engine.connect():
             pass
         engine.dispose()
-    except Exception as exc:  # noqa: BLE001 (any failure to connect means "no server")
+    except Exception as exc:  # any failure to connect means "no server"
         reason = f"no PostgreSQL reachable at {url}: {str(exc).splitlines()[0]}"
         if os.environ.get("SWEETSPOT_REQUIRE_POSTGRES"):
             pytest.fail(reason)
@@ -133,5 +135,6 @@ def study_name(request):
 def start_console_script(*args: str, cwd: Path, env: dict | None = None) -> subprocess.Popen:
     exe = Path(sys.executable).with_name("sweetspot")
     environ = {k: v for k, v in os.environ.items() if k != "SWEETSPOT_STORAGE"} | (env or {})
-    return subprocess.Popen([str(exe), *map(str, args)], cwd=cwd, env=environ, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [str(exe), *map(str, args)], cwd=cwd, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )

@@ -12,7 +12,7 @@ from sweetspot.artifacts import (
     save_trial_artifacts,
 )
 from sweetspot.config import StudyConfig
-from sweetspot.errors import StorageError
+from sweetspot.errors import FileError
 from sweetspot.models import mlp
 from sweetspot.study import open_storage, open_study, queue_trials
 
@@ -29,7 +29,7 @@ def test_artifact_dir_flag_then_environment_then_beside_sqlite(monkeypatch, tmp_
 
 def test_open_artifact_store_names_a_folder_it_cannot_create(tmp_path):
     (tmp_path / "file").write_text("x")
-    with pytest.raises(StorageError, match="cannot create"):
+    with pytest.raises(FileError, match="cannot create the artifact folder"):
         open_artifact_store(tmp_path / "file" / "store")
 
 

@@ -69,7 +69,9 @@ def test_trial_command_prints_metrics_as_json(cli, tiny_config_file):
     code, out, _ = cli("trial", tiny_config_file, "--batch-size", "64", "--epochs", "2", "--format", "json")
     record = json.loads(out)
     assert code == 0 and record["batch_size"] == 64 and set(TRIAL_METRICS) <= set(record)
-    code, out, _ = cli("trial", tiny_config_file, "--batch-size", "64", "--epochs", "2", "--format", "json", "--split", "test")
+    code, out, _ = cli(
+        "trial", tiny_config_file, "--batch-size", "64", "--epochs", "2", "--format", "json", "--split", "test"
+    )
     on_test = json.loads(out)
     assert code == 0 and "student_test_acc" in on_test and "student_val_acc" not in on_test
     assert on_test["teacher_entropy"] == record["teacher_entropy"]  # same teacher, scored elsewhere
@@ -81,7 +83,11 @@ BAD_RUN_INPUTS = [
     ({"raw": "name: [unclosed\n"}, [], ["invalid YAML at line 2"]),
     ({"distill.temprature": 4}, [], ["unknown key 'distill.temprature'", "did you mean 'temperature'"]),
     ({"data.name": "cifar11"}, [], ["data.name: unknown dataset 'cifar11'"]),
-    ({"teacher.arch": "resnet"}, [], ["teacher.arch: unknown architecture 'resnet'", "available: mlp, mlp-small, linear"]),
+    (
+        {"teacher.arch": "resnet"},
+        [],
+        ["teacher.arch: unknown architecture 'resnet'", "available: mlp, mlp-small, linear"],
+    ),
     ({"search.epochs": [0, 5]}, [], ["search.epochs must be positive"]),
     ({"search.batch_size": [0, 8]}, [], ["search.batch_size must be positive"]),
     ({"student.epochs": -1}, [], ["student.epochs must be >= 1"]),
@@ -123,7 +129,10 @@ def test_export_of_a_missing_study_or_storage_is_one_line(cli, tiny_config_file,
     assert code == 2 and "no database file" in err and not (tmp_path / "none.db").exists()
     assert cli("run", tiny_config_file, "--storage", storage_url, "--trials", "1", "--no-progress")[0] == 0
     code, _, err = cli("export", "--storage", storage_url, "--study", "nope")
-    assert code == 2 and err.strip() == "sweetspot export: error: --study: no study named 'nope' (studies in this storage: tiny)"
+    assert (
+        code == 2
+        and err.strip() == "sweetspot export: error: --study: no study named 'nope' (studies in this storage: tiny)"
+    )
 
 
 def test_bad_input_through_the_console_script_has_no_traceback(tmp_path):
@@ -140,9 +149,18 @@ def _wsgi_get(app, path: str) -> tuple[str, dict]:
 
     reply: dict = {}
     environ = {
-        "REQUEST_METHOD": "GET", "PATH_INFO": path, "QUERY_STRING": "", "SERVER_NAME": "localhost",
-        "SERVER_PORT": "80", "wsgi.input": io.BytesIO(), "wsgi.errors": io.StringIO(), "wsgi.url_scheme": "http",
-        "wsgi.version": (1, 0), "wsgi.multithread": False, "wsgi.multiprocess": False, "wsgi.run_once": False,
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "SERVER_NAME": "localhost",
+        "SERVER_PORT": "80",
+        "wsgi.input": io.BytesIO(),
+        "wsgi.errors": io.StringIO(),
+        "wsgi.url_scheme": "http",
+        "wsgi.version": (1, 0),
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
     }
     body = b"".join(app(environ, lambda status, headers, exc_info=None: reply.setdefault("status", status)))
     return reply["status"], json.loads(body)
@@ -173,7 +191,9 @@ def test_run_on_mnist_files_with_data_dir_and_a_missing_dataset_is_one_line(cli,
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "mnist: files not found" in err and "--download" in err
     write_mnist(tmp_path / "files" / "MNIST" / "raw", n_train=100, n_test=30)
-    code, out, err = cli("run", config, "--storage", storage_url, "--data-dir", tmp_path / "files", "--trials", "2", "--no-progress")
+    code, out, err = cli(
+        "run", config, "--storage", storage_url, "--data-dir", tmp_path / "files", "--trials", "2", "--no-progress"
+    )
     assert code == 0, err
     assert "2 finished of 2 trials" in out
 
@@ -192,8 +212,10 @@ def test_a_small_convnet_teacher_runs_on_digits(cli, write_config, storage_url):
 
 
 def test_transfer_set_flags_override_the_config_and_are_checked(cli, tiny_config_file, storage_url):
-    code, out, _ = cli("trial", tiny_config_file, "--batch-size", "64", "--epochs", "2", "--format", "json",
-                       "--withheld", "0,1", "--examples-per-class", "5")
+    code, out, _ = cli(
+        "trial", tiny_config_file, "--batch-size", "64", "--epochs", "2", "--format", "json", "--withheld", "0,1",
+        "--examples-per-class", "5",
+    )
     assert code == 0
     base = json.loads(cli("trial", tiny_config_file, "--batch-size", "64", "--epochs", "2", "--format", "json")[1])
     assert json.loads(out)["student_withheld_acc"] != base["student_withheld_acc"]
@@ -208,7 +230,9 @@ def test_transfer_set_flags_override_the_config_and_are_checked(cli, tiny_config
     assert code == 2 and "distill.withheld_classes" in err and "different config" in err
 
 
-def test_run_shares_teacher_paths_through_the_checkpoint_folder(cli, write_config, storage_url, tmp_path, artifacts_in_tmp):
+def test_run_shares_teacher_paths_through_the_checkpoint_folder(
+    cli, write_config, storage_url, tmp_path, artifacts_in_tmp
+):
     config = write_config({"search.batch_size": [64, 64], "search.epochs": [1, 6], "n_trials": 6})
     assert cli("run", config, "--storage", storage_url, "--no-progress")[0] == 0
     study = optuna.load_study(study_name="tiny", storage=storage_url)
@@ -217,8 +241,13 @@ def test_run_shares_teacher_paths_through_the_checkpoint_folder(cli, write_confi
     assert sum(e["reused"] for e in epochs) > 0  # one batch size: every later trial continues an earlier one
     assert list((artifacts_in_tmp / "checkpoints").glob("*.ckpt"))
     other = tmp_path / "no-share.db"
-    assert cli("run", config, "--storage", f"sqlite:///{other}", "--no-progress", "--no-share",
-               "--checkpoints", tmp_path / "unused")[0] == 0
+    assert (
+        cli(
+            "run", config, "--storage", f"sqlite:///{other}", "--no-progress", "--no-share", "--checkpoints",
+            tmp_path / "unused",
+        )[0]
+        == 0
+    )
     plain = optuna.load_study(study_name="tiny", storage=f"sqlite:///{other}")
     assert [t.values for t in plain.trials] == [t.values for t in study.trials]
     assert all(t.user_attrs["teacher_epochs"]["reused"] == 0 or "reused_from" in t.user_attrs for t in plain.trials)
@@ -226,10 +255,98 @@ def test_run_shares_teacher_paths_through_the_checkpoint_folder(cli, write_confi
 
 
 def test_a_pruned_trial_is_counted_and_reported(cli, write_config, storage_url):
-    config = write_config({"early_stop": {"entropy_floor": 0.9999}, "search.batch_size": [32, 32], "search.epochs": [3, 4]})
+    config = write_config(
+        {"early_stop": {"entropy_floor": 0.9999}, "search.batch_size": [32, 32], "search.epochs": [3, 4]}
+    )
     code, out, _ = cli("run", config, "--storage", storage_url, "--trials", "2", "--no-progress")
     assert code == 0
     study = optuna.load_study(study_name="tiny", storage=storage_url)
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.PRUNED] * 2
     assert "after epoch" in study.trials[0].user_attrs["pruned_reason"]
     assert "0 finished of 2 trials" in out
+
+
+@pytest.mark.parametrize("flag", ["--artifacts", "--checkpoints"])
+def test_a_folder_that_cannot_be_made_is_refused_before_the_storage(cli, tiny_config_file, tmp_path, flag):
+    (tmp_path / "a-file").write_text("x")
+    db = tmp_path / "untouched.db"
+    code, _, err = cli(
+        "run", tiny_config_file, "--storage", f"sqlite:///{db}", flag, tmp_path / "a-file" / "sub", "--no-progress"
+    )
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"sweetspot run: error: {flag}: cannot create the ") and "(Not a directory)" in err
+    assert not db.exists()  # no study, no queued trials
+
+
+def test_library_errors_name_the_flag_and_keep_their_cause_for_debug(cli, tmp_path):
+    from sweetspot.cli import main
+    from sweetspot.errors import StorageError
+
+    code, _, err = cli("export", "--storage", "::not a url::")
+    assert code == 2 and err.startswith("sweetspot export: error: --storage: malformed URL") and err.count("\n") == 1
+    with pytest.raises(StorageError, match="^--storage: malformed URL") as caught:
+        main(["export", "--storage", "::not a url::", "--debug"])
+    chain = []
+    error: BaseException | None = caught.value
+    while error is not None:
+        chain.append(type(error).__name__)
+        error = error.__cause__
+    # the flag's error, the library's own (same class), then what SQLAlchemy said
+    assert chain == ["StorageError", "StorageError", "ArgumentError"]
+
+
+def _worker_actions():
+    from sweetspot.cli import SET_BY_SUPERVISOR, WORKER_GROUPS, _option_groups
+
+    groups = _option_groups()
+    return [a for g in WORKER_GROUPS for a in groups[g]._actions if a.dest not in SET_BY_SUPERVISOR]
+
+
+def _sample_tokens(action) -> list[str]:
+    """A value unlike the default for ``action``, as typed on a command line."""
+    from sweetspot.cli import _classes, _non_negative_int, _positive_int
+
+    if action.nargs == 0:
+        return [action.option_strings[0]]
+    if action.type in (_positive_int, _non_negative_int):
+        token = "7"
+    elif action.type is _classes:
+        token = "1,2"
+    else:
+        token = f"value-of-{action.dest}"
+    return [token] if not action.option_strings else [action.option_strings[0], token]
+
+
+@pytest.mark.parametrize("action", _worker_actions(), ids=lambda a: a.dest)
+def test_every_worker_option_given_to_run_reaches_the_workers(action):
+    from sweetspot.cli import build_parser, worker_argv
+
+    parser = build_parser()
+    run_args = parser.parse_args(["run", *_sample_tokens(action), "--workers", "3"])
+    assert getattr(run_args, action.dest) != action.default  # the sample really changes it
+    argv = worker_argv(run_args, "the-study")
+    worker_args = parser.parse_args(["worker", *argv])
+    assert getattr(worker_args, action.dest) == getattr(run_args, action.dest), argv
+    assert worker_args.study == "the-study"
+
+
+def test_worker_argv_passes_nothing_left_at_its_default_and_never_the_storage():
+    from sweetspot.cli import build_parser, worker_argv
+
+    args = build_parser().parse_args(
+        [
+            "run", "--storage", "postgresql+psycopg://u:s3cret@h/db", "--threads", "2", "--withheld", "none",
+            "--workers", "2",
+        ]
+    )
+    assert worker_argv(args, "s") == ["--study", "s", "--withheld", "none"]
+
+
+def test_trial_table_shows_nested_values_one_per_row(cli, tiny_config_file):
+    code, out, err = cli("trial", tiny_config_file, "--batch-size", "64", "--epochs", "1")
+    assert code == 0, err
+    rows = {line.split()[0]: line.split()[-1] for line in out.splitlines()[2:]}
+    assert {"time_s.teacher", "time_s.total", "teacher_entropy_by_T.20", "teacher_epochs.trained"} <= set(rows)
+    assert rows["teacher_epochs.trained"] == "1" and rows["batch_size"] == "64"
+    assert max(map(len, out.splitlines())) < 60  # no dict spelt out on one line
+    assert out.splitlines()[2].startswith("batch_size ")  # names left-aligned

@@ -82,7 +82,10 @@ def test_load_config_reads_architecture_options(write_config):
         ({"seed": 1.5}, "seed must be an integer"),
         ({"data.val_fraction": 1.2}, "data.val_fraction must be between 0 and 1"),
         ({"distill": "hot"}, "distill must be a mapping"),
-        ({"distill.withheld_classes": [], "objectives": {"student_withheld_acc": "maximize"}}, "needs distill.withheld_classes"),
+        (
+            {"distill.withheld_classes": [], "objectives": {"student_withheld_acc": "maximize"}},
+            "needs distill.withheld_classes",
+        ),
     ],
 )
 def test_load_config_rejects_bad_values_with_one_line(write_config, changes, message):

@@ -80,8 +80,10 @@ def test_dashboard_in_headless_chromium_shows_the_study(served, tmp_path):
             pytest.fail("chromium is not installed (apt-get install chromium)")
         pytest.skip("chromium is not installed")
     base, _, _ = served
-    flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--virtual-time-budget=15000",
-             f"--user-data-dir={tmp_path / 'profile'}"]
+    flags = [
+        browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+        "--virtual-time-budget=15000", f"--user-data-dir={tmp_path / 'profile'}",
+    ]
     page = f"{base}/dashboard/studies/1"
     dom = subprocess.run([*flags, "--dump-dom", page], capture_output=True, text=True, timeout=120, check=False).stdout
     assert "tiny" in dom
@@ -90,7 +92,9 @@ def test_dashboard_in_headless_chromium_shows_the_study(served, tmp_path):
     shots = REPO / "test-output"
     shots.mkdir(exist_ok=True)
     shot = shots / "dashboard.png"
-    subprocess.run([*flags, "--window-size=1400,1000", f"--screenshot={shot}", page], capture_output=True, timeout=120, check=False)
+    subprocess.run(
+        [*flags, "--window-size=1400,1000", f"--screenshot={shot}", page], capture_output=True, timeout=120, check=False
+    )
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
 
 
@@ -108,7 +112,9 @@ def test_dashboard_refuses_a_missing_storage_or_a_busy_port(served, tmp_path):
 
 def test_dashboard_warns_when_it_listens_beyond_this_machine(served, tmp_path):
     _, url, _ = served
-    proc = start_console_script("dashboard", "--storage", url, "--host", "0.0.0.0", "--port", str(free_port()), cwd=tmp_path)
+    proc = start_console_script(
+        "dashboard", "--storage", url, "--host", "0.0.0.0", "--port", str(free_port()), cwd=tmp_path
+    )
     try:
         line = proc.stderr.readline()
     finally:

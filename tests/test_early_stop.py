@@ -14,7 +14,8 @@ from sweetspot.checkpoints import CheckpointStore
 from sweetspot.config import EarlyStopConfig, config_from_dict
 from sweetspot.early_stop import rule_reason
 from sweetspot.errors import ConfigError
-from sweetspot.objective import Objective, prepare
+from sweetspot.objective import Objective
+from sweetspot.trial import prepare
 from tests.conftest import TINY
 
 CPU = torch.device("cpu")
@@ -40,7 +41,9 @@ def test_rule_reason_names_the_figure_the_epoch_and_the_bound():
     assert rule_reason(rule, {"epoch": 3, "entropy": 0.6, "accuracy": 0.8}, 9.0) is None
     assert rule_reason(rule, {"epoch": 3, "entropy": 0.4, "accuracy": 0.8}, 9.0) == (
         "teacher entropy at T=9 fell to 0.4000 after epoch 3, below early_stop.entropy_floor 0.5")
-    assert "above early_stop.accuracy_ceiling 0.9" in rule_reason(rule, {"epoch": 4, "entropy": 0.6, "accuracy": 0.95}, 9.0)
+    assert "above early_stop.accuracy_ceiling 0.9" in rule_reason(
+        rule, {"epoch": 4, "entropy": 0.6, "accuracy": 0.95}, 9.0
+    )
 
 
 def test_entropy_floor_prunes_the_trial_and_leaves_the_others_unchanged():
@@ -49,14 +52,20 @@ def test_entropy_floor_prunes_the_trial_and_leaves_the_others_unchanged():
     assert stopped.state == TrialState.PRUNED
     curve = stopped.user_attrs["teacher_curve"]
     assert 3 < len(curve) < 10 and [p["epoch"] for p in curve] == list(range(1, len(curve) + 1))
-    assert all(p["entropy"] >= 0.985 for p in curve[:-1]) and curve[-1]["entropy"] < 0.985  # stopped at the first epoch below
+    assert (
+        all(p["entropy"] >= 0.985 for p in curve[:-1]) and curve[-1]["entropy"] < 0.985
+    )  # stopped at the first epoch below
     assert stopped.user_attrs["pruned_reason"] == (
-        f"teacher entropy at T=9 fell to {curve[-1]['entropy']:.4f} after epoch {len(curve)}, below early_stop.entropy_floor 0.985")
+        f"teacher entropy at T=9 fell to {curve[-1]['entropy']:.4f} after epoch {len(curve)}, "
+        "below early_stop.entropy_floor 0.985"
+    )
     assert stopped.user_attrs["teacher_epochs"] == {"trained": len(curve), "reused": 0}
     assert kept.state == TrialState.COMPLETE
     plain = _study(BASE, [(32, 3)]).trials[0]  # the same trial without any rule
     drop = ("time_s", "teacher_curve", "worker")
-    assert {k: v for k, v in kept.user_attrs.items() if k not in drop} == {k: v for k, v in plain.user_attrs.items() if k not in drop}
+    assert {k: v for k, v in kept.user_attrs.items() if k not in drop} == {
+        k: v for k, v in plain.user_attrs.items() if k not in drop
+    }
     assert kept.values == plain.values
 
 
@@ -74,12 +83,18 @@ def test_a_shared_path_stops_at_the_same_epoch_for_the_same_reason(tmp_path: Pat
     assert first.state == second.state == TrialState.PRUNED
     assert second.user_attrs["pruned_reason"] == first.user_attrs["pruned_reason"]
     stop = len(first.user_attrs["teacher_curve"])
-    assert stop <= 8 and second.user_attrs["teacher_epochs"] == {"trained": 0, "reused": stop}  # replayed from the stored curve
+    assert stop <= 8 and second.user_attrs["teacher_epochs"] == {
+        "trained": 0,
+        "reused": stop,
+    }  # replayed from the stored curve
     assert second.user_attrs["teacher_curve"] == first.user_attrs["teacher_curve"]
 
 
 def test_optunas_median_pruner_prunes_on_the_teacher_curve_of_a_single_objective_study():
-    raw = BASE | {"objectives": {"student_val_acc": "maximize"}, "early_stop": {"pruner": "median", "curve": "teacher_entropy"}}
+    raw = BASE | {
+        "objectives": {"student_val_acc": "maximize"},
+        "early_stop": {"pruner": "median", "curve": "teacher_entropy"},
+    }
     startup = [(256, 4), (128, 4), (256, 3), (128, 3), (256, 2)]  # MedianPruner waits for 5 finished trials
     study = _study(raw, [*startup, (32, 6)])
     assert [t.state for t in study.trials[:5]] == [TrialState.COMPLETE] * 5
@@ -95,12 +110,15 @@ def test_a_pruner_on_a_multi_objective_study_is_refused():
         config_from_dict(BASE | {"early_stop": {"pruner": "median"}})
 
 
-@pytest.mark.parametrize(("key", "value", "message"), [
-    ("entropy_floor", 1.5, "early_stop.entropy_floor must be between 0 and 1"),
-    ("accuracy_ceiling", 0, "early_stop.accuracy_ceiling must be within"),
-    ("pruner", "medain", "did you mean 'median'"),
-    ("curve", "loss", "allowed: teacher_entropy, teacher_val_acc"),
-])
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("entropy_floor", 1.5, "early_stop.entropy_floor must be between 0 and 1"),
+        ("accuracy_ceiling", 0, "early_stop.accuracy_ceiling must be within"),
+        ("pruner", "medain", "did you mean 'median'"),
+        ("curve", "loss", "allowed: teacher_entropy, teacher_val_acc"),
+    ],
+)
 def test_bad_early_stop_settings_name_what_is_allowed(key, value, message):
     with pytest.raises(ConfigError, match=message):
         config_from_dict(BASE | {"early_stop": {key: value}})

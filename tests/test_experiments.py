@@ -32,7 +32,12 @@ def test_parse_teacher_forms_and_errors():
     assert parse_teacher("64:10") == TeacherSpec("64:10", None, 64, 10)
     assert parse_teacher("large=mlp:16:100") == TeacherSpec("large", "mlp", 16, 100)
     assert parse_teacher("small=mlp-small:512:6").arch == "mlp-small"
-    for bad, message in [("64", "BATCH:EPOCHS"), ("a:b", "BATCH:EPOCHS"), ("0:3", "positive"), ("resnet:8:2", "unknown architecture")]:
+    for bad, message in [
+        ("64", "BATCH:EPOCHS"),
+        ("a:b", "BATCH:EPOCHS"),
+        ("0:3", "positive"),
+        ("resnet:8:2", "unknown architecture"),
+    ]:
         with pytest.raises(ConfigError, match=message):
             parse_teacher(bad)
 
@@ -43,11 +48,21 @@ def test_around_scales_and_clips_without_repeats():
 
 
 def test_teacher_from_export_takes_the_best_recipe_whole():
-    recipe = {"dataset": "digits", "arch": "mlp", "options": {"width": 32, "depth": 2}, "optimizer": "adamw", "lr": 0.003,
-              "batch_size": 32, "epochs": 3, "seed": 9}
+    recipe = {
+        "dataset": "digits",
+        "arch": "mlp",
+        "options": {"width": 32, "depth": 2},
+        "optimizer": "adamw",
+        "lr": 0.003,
+        "batch_size": 32,
+        "epochs": 3,
+        "seed": 9,
+    }
     doc = {"teachers": [{"best": False, "trial": 1, "recipe": {}}, {"best": True, "trial": 4, "recipe": recipe}]}
     spec = teacher_from_export(doc, "digits")
-    assert spec == TeacherSpec("calibrated (trial 4)", "mlp", 32, 3, 9, NetConfig("mlp", {"width": 32, "depth": 2}, "adamw", 0.003))
+    assert spec == TeacherSpec(
+        "calibrated (trial 4)", "mlp", 32, 3, 9, NetConfig("mlp", {"width": 32, "depth": 2}, "adamw", 0.003)
+    )
     with pytest.raises(ConfigError, match="calibrated on 'digits'"):
         teacher_from_export(doc, "fashion-mnist")
 
@@ -73,7 +88,9 @@ def test_projection_puts_the_templates_on_an_orthonormal_plane():
     templates = torch.randn(3, 16, generator=generator)
     corners = project(templates, templates)
     assert torch.allclose(corners[0], torch.zeros(2), atol=1e-5)
-    assert corners[1, 1].abs() < 1e-5 and math.isclose(float(corners[1, 0]), float((templates[1] - templates[0]).norm()), rel_tol=1e-5)
+    assert corners[1, 1].abs() < 1e-5 and math.isclose(
+        float(corners[1, 0]), float((templates[1] - templates[0]).norm()), rel_tol=1e-5
+    )
     # distances between the templates are kept: they lie in the plane
     assert torch.allclose(torch.pdist(corners), torch.pdist(templates), rtol=1e-4)
 
@@ -86,7 +103,9 @@ def test_cluster_shape_measures_width_across_and_elongation():
     tight_width, round_shape = cluster_shape(centres + 0.1 * noise, labels)
     loose_width, _ = cluster_shape(centres + 2 * noise, labels)
     assert tight_width < 0.02 < loose_width and 1 <= round_shape < 1.3
-    stretched_width, stretched = cluster_shape(centres + noise * torch.tensor([3.0, 0.1]), labels)  # long along x, thin across
+    stretched_width, stretched = cluster_shape(
+        centres + noise * torch.tensor([3.0, 0.1]), labels
+    )  # long along x, thin across
     assert stretched > 10 and stretched_width < 0.02
 
 
@@ -106,8 +125,10 @@ def test_entropy_vs_temperature_writes_csv_markdown_and_png(cli, tiny_config_fil
     assert cli("run", tiny_config_file, "--storage", storage_url, "--trials", "2", "--no-progress")[0] == 0
     assert cli("export", "--storage", storage_url, "--out", tmp_path / "best.yaml")[0] == 0
     out = tmp_path / "results"
-    code, stdout, err = cli("experiment", "entropy-vs-temperature", tiny_config_file, *TEACHERS,
-                            "--export", tmp_path / "best.yaml", "--out", out, "--no-progress")
+    code, stdout, err = cli(
+        "experiment", "entropy-vs-temperature", tiny_config_file, *TEACHERS, "--export", tmp_path / "best.yaml",
+        "--out", out, "--no-progress",
+    )
     assert code == 0, err
     assert "entropy-vs-temperature.csv" in stdout
     rows = rows_of(out / "entropy-vs-temperature.csv")
@@ -123,9 +144,13 @@ def test_entropy_vs_temperature_writes_csv_markdown_and_png(cli, tiny_config_fil
     assert "| short |" in (out / "entropy-vs-temperature.md").read_text()
     assert (out / "entropy-vs-temperature.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # seeds are fixed: a second run writes the same figures
-    cli("experiment", "entropy-vs-temperature", tiny_config_file, *TEACHERS,
-        "--export", tmp_path / "best.yaml", "--out", tmp_path / "again", "--no-progress")
-    assert (tmp_path / "again" / "entropy-vs-temperature.csv").read_text() == (out / "entropy-vs-temperature.csv").read_text()
+    cli(
+        "experiment", "entropy-vs-temperature", tiny_config_file, *TEACHERS, "--export", tmp_path / "best.yaml",
+        "--out", tmp_path / "again", "--no-progress",
+    )
+    assert (tmp_path / "again" / "entropy-vs-temperature.csv").read_text() == (
+        out / "entropy-vs-temperature.csv"
+    ).read_text()
 
 
 def test_missing_class_reports_raw_and_bias_corrected_accuracy(cli, tiny_config_file, tmp_path):
@@ -149,20 +174,32 @@ def test_missing_class_reports_raw_and_bias_corrected_accuracy(cli, tiny_config_
 
 
 def test_examples_per_class_ends_with_the_full_transfer_set(cli, tiny_config_file, tmp_path):
-    code, _, err = cli("experiment", "examples-per-class", tiny_config_file, *TEACHERS, "--withheld", "none",
-                       "--out", tmp_path, "--no-progress")
+    code, _, err = cli(
+        "experiment", "examples-per-class", tiny_config_file, *TEACHERS, "--withheld", "none", "--out", tmp_path,
+        "--no-progress",
+    )
     assert code == 0, err
     rows = rows_of(tmp_path / "examples-per-class.csv")
     for teacher in ("short", "long"):
         mine = [r for r in rows if r["teacher"] == teacher]
-        assert [r["examples_per_class"] for r in mine] == ["5", "10", "20", "50", "100", "all"]  # digits: ~110 per class
+        assert [r["examples_per_class"] for r in mine] == [
+            "5",
+            "10",
+            "20",
+            "50",
+            "100",
+            "all",
+        ]  # digits: ~110 per class
         assert [int(r["transfer_examples"]) for r in mine[:5]] == [50, 100, 200, 500, 1000]
         assert int(mine[-1]["transfer_examples"]) > 1000
     assert "| enough |" in (tmp_path / "examples-per-class.md").read_text()
 
 
 def test_penultimate_projects_three_classes_per_teacher(cli, tiny_config_file, tmp_path):
-    code, _, err = cli("experiment", "penultimate", tiny_config_file, *TEACHERS, "--classes", "3,5,8", "--out", tmp_path, "--no-progress")
+    code, _, err = cli(
+        "experiment", "penultimate", tiny_config_file, *TEACHERS, "--classes", "3,5,8", "--out", tmp_path,
+        "--no-progress",
+    )
     assert code == 0, err
     rows = rows_of(tmp_path / "penultimate.csv")
     assert {r["class"] for r in rows} == {"3", "5", "8"}
@@ -179,7 +216,9 @@ def test_kd_vs_ls_places_each_teacher_on_a_side(cli, tiny_config_file, tmp_path)
     assert [r["teacher"] for r in rows] == ["short", "long"]
     for r in rows:
         assert 0 < float(r["gamma"]) <= 1
-        assert math.isclose(float(r["withheld_gap"]), float(r["kd_withheld_acc"]) - float(r["ls_withheld_acc"]), abs_tol=1e-5)
+        assert math.isclose(
+            float(r["withheld_gap"]), float(r["kd_withheld_acc"]) - float(r["ls_withheld_acc"]), abs_tol=1e-5
+        )
         assert r["side"] == ("KD" if float(r["gap"]) > SIDE_MARGIN else "LS")
 
 
@@ -188,8 +227,13 @@ def test_experiment_input_errors_are_one_line(cli, tiny_config_file, tmp_path):
     assert code == 2 and "name at least one teacher" in err
     (tmp_path / "bad.yaml").write_text("teachers: 3\n")
     code, _, err = cli("experiment", "entropy-vs-temperature", "--export", tmp_path / "bad.yaml")
-    assert code == 2 and "not a readable `sweetspot export` file" in err
+    assert code == 2 and "--export: " in err and "is not a `sweetspot export` file" in err and err.count("\n") == 1
     for args, message in [
+        (("kd-vs-ls", "--teacher", "1:x"), "--teacher: '1:x' is not [LABEL=][ARCH:]BATCH:EPOCHS"),
+        (
+            ("penultimate", "--teacher", "1:1", "--classes", "1,1,2"),
+            "--classes: penultimate needs three different classes",
+        ),
         (("kd-vs-ls", "--teacher", "1:1", "--classes", "1"), "only missing-class and penultimate"),
         (("missing-class", "--teacher", "a=1:1", "--teacher", "a=2:1"), "same label"),
         (("missing-class", "--teacher", "1:1", "--classes", "3,12"), "classes 0 to 9"),
@@ -198,3 +242,40 @@ def test_experiment_input_errors_are_one_line(cli, tiny_config_file, tmp_path):
     ]:
         code, _, err = cli("experiment", args[0], tiny_config_file, *args[1:], "--out", tmp_path)
         assert code == 2 and message in err and err.count("\n") == 1, (args, err)
+
+
+def test_an_experiments_student_follows_the_student_schedule_as_a_trials_does():
+    """experiments.common.train_student is the trials' student training (students.train_student),
+    seeded by the config: schedule, lr_decay and precision apply to both."""
+    from dataclasses import replace
+
+    from sweetspot.config import config_from_dict
+    from sweetspot.data import transfer_indices
+    from sweetspot.experiments.common import train_student
+    from sweetspot.students import train_student as trials_student
+    from sweetspot.trial import prepare
+
+    config = config_from_dict({"student": {"epochs": 3}, "distill": {"withheld_classes": [3]}})
+    splits = prepare(config, torch.device("cpu"))
+    index = transfer_indices(splits.y_train, (3,), None, 0)
+    logits = torch.randn(len(splits.y_train), 10, generator=torch.Generator().manual_seed(1))
+
+    def weights(student_config):
+        student = train_student(replace(config, student=student_config), splits, index, logits, 9.0)
+        return torch.cat([p.detach().flatten() for p in student.parameters()])
+
+    constant = weights(config.student)
+    decayed = replace(config.student, schedule="exponential", lr_decay=0.01)
+    assert not torch.allclose(constant, weights(decayed))  # the schedule is not ignored
+    torch.manual_seed(config.seed)
+    same = trials_student(
+        decayed,
+        splits.x_train[index],
+        logits[index],
+        splits.y_train[index],
+        10,
+        temperature=9.0,
+        alpha=config.distill.alpha,
+        generator=torch.Generator().manual_seed(config.seed),
+    )
+    assert torch.equal(weights(decayed), torch.cat([p.detach().flatten() for p in same.parameters()]))

@@ -7,7 +7,8 @@ from optuna.distributions import CategoricalDistribution, IntDistribution
 from optuna.trial import create_trial
 
 from sweetspot.errors import ConfigError
-from sweetspot.export import SELECTION_RULE, export_format, load_export, ordered_front, write_atomically
+from sweetspot.export import SELECTION_RULE, export_format, ordered_front
+from sweetspot.files import read_export
 
 DISTS = {"batch_size": CategoricalDistribution([16, 32]), "epochs": IntDistribution(1, 9)}
 
@@ -33,7 +34,9 @@ def test_ordered_front_respects_minimisation_and_ties():
 def test_ordered_front_lists_a_reused_result_once():
     study = optuna.create_study(directions=["maximize"])
     for attrs in ({}, {"reused_from": 0}, {}):
-        study.add_trial(create_trial(values=[0.9], params={"batch_size": 16, "epochs": 1}, distributions=DISTS, user_attrs=attrs))
+        study.add_trial(
+            create_trial(values=[0.9], params={"batch_size": 16, "epochs": 1}, distributions=DISTS, user_attrs=attrs)
+        )
     assert [t.number for t in ordered_front(study)] == [0, 2]
 
 
@@ -46,16 +49,8 @@ def test_export_format_from_flag_or_suffix():
     assert export_format(None, None) == "yaml"
     assert export_format("best.json", None) == "json"
     assert export_format("best.json", "yaml") == "yaml"
-    with pytest.raises(ConfigError, match="unknown format 'xml' \\(allowed: yaml, json\\)"):
+    with pytest.raises(ConfigError, match="unknown export format 'xml' \\(allowed: yaml, json\\)"):
         export_format("best.xml", "xml")
-
-
-def test_write_atomically_leaves_no_partial_file(tmp_path):
-    target = tmp_path / "out.yaml"
-    write_atomically(target, "a: 1\n")
-    assert target.read_text() == "a: 1\n" and [p.name for p in tmp_path.iterdir()] == ["out.yaml"]
-    with pytest.raises(ConfigError, match="does not exist"):
-        write_atomically(tmp_path / "missing" / "x.yaml", "")
 
 
 def test_export_round_trip_yaml_and_json(cli, tiny_config_file, storage_url, tmp_path):
@@ -67,7 +62,7 @@ def test_export_round_trip_yaml_and_json(cli, tiny_config_file, storage_url, tmp
         code, stdout, err = cli("export", "--storage", storage_url, "--out", out)
         assert code == 0, err
         assert f"to {out}" in stdout
-        docs[fmt] = load_export(out)
+        docs[fmt] = read_export(out)
     assert docs["yaml"] == docs["json"]
     doc = docs["yaml"]
     assert json.loads(json.dumps(doc)) == doc  # plain data only
@@ -84,7 +79,13 @@ def test_export_round_trip_yaml_and_json(cli, tiny_config_file, storage_url, tmp
     assert first["values"] == dict(zip(study.metric_names, trial.values))
     assert first["metrics"]["teacher_entropy"] == trial.user_attrs["teacher_entropy"]
     for teacher in doc["teachers"]:
-        assert set(teacher["test"]) == {"teacher_acc", "student_acc", "student_withheld_acc", "student_teacher_agreement", "reproduces_study"}
+        assert set(teacher["test"]) == {
+            "teacher_acc",
+            "student_acc",
+            "student_withheld_acc",
+            "student_teacher_agreement",
+            "reproduces_study",
+        }
         assert teacher["test"]["reproduces_study"] is True
         assert 0 <= teacher["test"]["student_acc"] <= 1
     # the export is a config: its config section loads as the study's own

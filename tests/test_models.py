@@ -25,7 +25,10 @@ def test_mlp_small_is_one_hidden_layer_of_128_and_takes_mlp_options():
     assert count_parameters(model) == (784 * 128 + 128) + (128 * 10 + 10)
     assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
     check_net("teacher", NetConfig(arch="mlp-small", options={"width": 64}))
-    assert count_parameters(build_model(NetConfig(arch="mlp-small", options={"width": 64}), (4,), 3)) == 4 * 64 + 64 + 64 * 3 + 3
+    assert (
+        count_parameters(build_model(NetConfig(arch="mlp-small", options={"width": 64}), (4,), 3))
+        == 4 * 64 + 64 + 64 * 3 + 3
+    )
 
 
 def test_linear_student_is_one_layer():

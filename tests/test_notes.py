@@ -19,7 +19,10 @@ def test_trial_note_has_the_entropy_grid_and_every_metric():
                                                  "teacher_entropy_by_T": {str(t): t / 100 for t in ENTROPY_GRID}}
     note = trial_note({"batch_size": 64, "epochs": 7}, metrics, 9)
     assert note.startswith("# Teacher: batch size 64, 7 epochs")
-    assert "| T | 1 | 2 | 4 | 8 | 16 | 20 |" in note and "| entropy | 0.010 | 0.020 | 0.040 | 0.080 | 0.160 | 0.200 |" in note
+    assert (
+        "| T | 1 | 2 | 4 | 8 | 16 | 20 |" in note
+        and "| entropy | 0.010 | 0.020 | 0.040 | 0.080 | 0.160 | 0.200 |" in note
+    )
     assert all(f"| `{m}` |" in note for m in TRIAL_METRICS)
     assert "on the withheld classes **-**" in note
     assert "reused" not in note

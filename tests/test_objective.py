@@ -4,7 +4,8 @@ import torch
 
 from sweetspot.config import ENTROPY_GRID, RECORD_ATTRS, TRIAL_METRICS, config_from_dict
 from sweetspot.errors import ConfigError, DataError
-from sweetspot.objective import Objective, TeacherParams, prepare, resolve_device, run_trial
+from sweetspot.objective import Objective
+from sweetspot.trial import TeacherParams, prepare, resolve_device, run_trial
 from tests.conftest import TINY
 
 CPU = torch.device("cpu")
@@ -61,7 +62,9 @@ def test_objective_records_metrics_as_user_attributes_and_returns_the_objectives
 
 
 def test_objective_fails_a_diverging_trial_and_the_study_goes_on():
-    config = config_from_dict(TINY | {"teacher": {"arch": "mlp", "width": 32, "depth": 2, "optimizer": "sgd", "lr": 1e12}})
+    config = config_from_dict(
+        TINY | {"teacher": {"arch": "mlp", "width": 32, "depth": 2, "optimizer": "sgd", "lr": 1e12}}
+    )
     splits = prepare(config, CPU)
     study = optuna.create_study(directions=list(config.objectives.values()))
     study.optimize(Objective(config, splits), n_trials=2)  # no exception escapes
@@ -107,24 +110,3 @@ def test_objective_reuses_a_finished_trial_with_the_same_parameters_unless_repea
             assert second.values == first.values
             assert second.user_attrs["seed"] == first.user_attrs["seed"]  # an export retrains the same teacher
             assert second.user_attrs["time_s"] == first.user_attrs["time_s"]
-
-
-def test_with_retries_rides_out_a_lost_connection_but_not_forever():
-    from sweetspot.objective import with_retries
-
-    calls = []
-
-    def flaky(value):
-        calls.append(value)
-        if len(calls) < 3:
-            raise optuna.exceptions.StorageInternalError("server closed the connection unexpectedly")
-        return value
-
-    assert with_retries(flaky, 7, pause=0.01) == 7 and calls == [7, 7, 7]
-    def always_down():
-        calls.append("down")
-        raise optuna.exceptions.StorageInternalError("down")
-
-    with pytest.raises(optuna.exceptions.StorageInternalError):
-        with_retries(always_down, attempts=2, pause=0.01)
-    assert calls.count("down") == 2

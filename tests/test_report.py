@@ -10,17 +10,31 @@ from sweetspot.config import ENTROPY_GRID, StudyConfig
 from sweetspot.report import FIGURES, TOP, write_report
 from sweetspot.study import open_storage, open_study
 
-DISTS = {"batch_size": CategoricalDistribution([16, 32, 64, 128, 256, 512, 1024]), "epochs": IntDistribution(1, 100, log=True)}
+DISTS = {
+    "batch_size": CategoricalDistribution([16, 32, 64, 128, 256, 512, 1024]),
+    "epochs": IntDistribution(1, 100, log=True),
+}
 
 
 def _trial(i: int, state: TrialState = TrialState.COMPLETE):
     entropy = 0.3 + 0.6 * ((i * 37) % 100) / 100
     withheld = min(1.0, entropy * 0.8 + ((i * 11) % 7) / 50)
-    attrs = {"teacher_entropy": entropy, "student_withheld_acc": withheld, "student_val_acc": 0.8, "teacher_val_acc": 0.9,
-             "teacher_entropy_by_T": {str(t): min(1.0, entropy * t / 9) for t in ENTROPY_GRID}, "time_s": {"total": 1.5}}
+    attrs = {
+        "teacher_entropy": entropy,
+        "student_withheld_acc": withheld,
+        "student_val_acc": 0.8,
+        "teacher_val_acc": 0.9,
+        "teacher_entropy_by_T": {str(t): min(1.0, entropy * t / 9) for t in ENTROPY_GRID},
+        "time_s": {"total": 1.5},
+    }
     values = [withheld, entropy] if state == TrialState.COMPLETE else None
-    return create_trial(state=state, values=values, params={"batch_size": 16 * 2 ** (i % 7), "epochs": 1 + i % 100},
-                        distributions=DISTS, user_attrs=attrs if state == TrialState.COMPLETE else {})
+    return create_trial(
+        state=state,
+        values=values,
+        params={"batch_size": 16 * 2 ** (i % 7), "epochs": 1 + i % 100},
+        distributions=DISTS,
+        user_attrs=attrs if state == TrialState.COMPLETE else {},
+    )
 
 
 def _study(url, trials):
@@ -45,7 +59,9 @@ def test_report_of_one_trial_says_what_it_cannot_draw(storage_url, tmp_path):
 
 
 def test_report_counts_failed_trials_and_correlates_the_rest(storage_url, tmp_path):
-    study = _study(storage_url, [_trial(i) for i in range(6)] + [_trial(6, TrialState.FAIL), _trial(7, TrialState.FAIL)])
+    study = _study(
+        storage_url, [_trial(i) for i in range(6)] + [_trial(6, TrialState.FAIL), _trial(7, TrialState.FAIL)]
+    )
     page = write_report(study, StudyConfig(), tmp_path, "sqlite:///x.db")[-1].read_text()
     assert "6 complete, 2 fail" in page
     assert re.search(r"Spearman&#x27;s rho = [0-9.-]+, p = [0-9.e-]+ \(n = 6\)", page)
@@ -86,7 +102,15 @@ def test_report_breaks_a_tie_on_the_first_objective_as_the_export_does(storage_u
     from sweetspot.export import best_first, ordered_front
     from sweetspot.report import finished
 
-    tied = [create_trial(state=TrialState.COMPLETE, values=[0.7, entropy], params={"batch_size": 64, "epochs": e},
-                         distributions=DISTS, user_attrs={}) for e, entropy in ((3, 0.90), (2, 0.96))]
+    tied = [
+        create_trial(
+            state=TrialState.COMPLETE,
+            values=[0.7, entropy],
+            params={"batch_size": 64, "epochs": e},
+            distributions=DISTS,
+            user_attrs={},
+        )
+        for e, entropy in ((3, 0.90), (2, 0.96))
+    ]
     study = _study(storage_url, tied)
     assert best_first(study, finished(study))[0].number == ordered_front(study)[0].number == 1

@@ -40,7 +40,10 @@ def write_cifar(folder: Path, per_batch: int = 10, columns: int = 3072) -> None:
     rng = np.random.default_rng(0)
     folder.mkdir(parents=True, exist_ok=True)
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        batch = {"data": rng.integers(0, 256, (per_batch, columns), dtype=np.uint8), "labels": list(np.arange(per_batch) % 10)}
+        batch = {
+            "data": rng.integers(0, 256, (per_batch, columns), dtype=np.uint8),
+            "labels": list(np.arange(per_batch) % 10),
+        }
         (folder / name).write_bytes(pickle.dumps(batch))
     (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": [f"c{i}" for i in range(10)]}))
 

@@ -7,25 +7,58 @@ from sweetspot.teachers import Standardize, check_figures, pick_teacher
 DOC = {
     "config": {"name": "x"},
     "teachers": [
-        {"trial": 4, "best": True, "params": {"batch_size": 32, "epochs": 2},
-         "recipe": {"arch": "mlp", "options": {"width": 8}, "optimizer": "adam", "lr": 0.01, "batch_size": 32, "epochs": 2, "seed": 7},
-         "metrics": {"teacher_val_acc": 0.9, "teacher_entropy": 0.5}},
-        {"trial": 9, "best": False, "params": {"batch_size": 64, "epochs": 1, "temperature": 4.0},
-         "recipe": {"arch": "mlp", "options": {}, "optimizer": "adam", "lr": 0.001, "batch_size": 64, "epochs": 1, "seed": 3},
-         "metrics": {"teacher_val_acc": 0.8, "teacher_entropy": 0.7}},
+        {
+            "trial": 4,
+            "best": True,
+            "params": {"batch_size": 32, "epochs": 2},
+            "recipe": {
+                "arch": "mlp",
+                "options": {"width": 8},
+                "optimizer": "adam",
+                "lr": 0.01,
+                "batch_size": 32,
+                "epochs": 2,
+                "seed": 7,
+            },
+            "metrics": {"teacher_val_acc": 0.9, "teacher_entropy": 0.5},
+        },
+        {
+            "trial": 9,
+            "best": False,
+            "params": {"batch_size": 64, "epochs": 1, "temperature": 4.0},
+            "recipe": {
+                "arch": "mlp",
+                "options": {},
+                "optimizer": "adam",
+                "lr": 0.001,
+                "batch_size": 64,
+                "epochs": 1,
+                "seed": 3,
+            },
+            "metrics": {"teacher_val_acc": 0.8, "teacher_entropy": 0.7},
+        },
     ],
 }
 
 
 def test_pick_teacher_takes_the_best_or_the_named_trial():
     best = pick_teacher(DOC)
-    assert (best.trial, best.net.options, best.net.lr, best.seed, best.temperature) == (4, {"width": 8}, 0.01, 7, None)
+    # T: the trial's searched one, else its config's (distill.temperature, 9 by default)
+    assert (best.trial, best.net.options, best.net.lr, best.seed, best.temperature) == (4, {"width": 8}, 0.01, 7, 9.0)
     assert best.config.name == "x"
     assert pick_teacher(DOC, 9).temperature == 4.0
-    with pytest.raises(ConfigError, match=r"trial 5 is not in this export \(its teachers: trials 4, 9\)"):
+    with pytest.raises(ConfigError, match=r"^trial 5 is not in this export \(its teachers: trials 4, 9\)$"):
         pick_teacher(DOC, 5)
-    with pytest.raises(ConfigError, match="not a `sweetspot export` file"):
-        pick_teacher({"teachers": 3})
+
+
+def test_net_from_recipe_keeps_netconfig_defaults_for_keys_an_export_lacks():
+    from sweetspot.config import NetConfig
+    from sweetspot.teachers import net_from_recipe
+
+    recipe = DOC["teachers"][0]["recipe"]
+    assert net_from_recipe(recipe) == NetConfig("mlp", {"width": 8}, "adam", 0.01)
+    full = {**recipe, "schedule": "exponential", "lr_decay": 0.5, "precision": "bfloat16"}
+    assert net_from_recipe(full) == NetConfig("mlp", {"width": 8}, "adam", 0.01, "exponential", 0.5, "bfloat16")
 
 
 def test_check_figures_accepts_the_tolerance_and_names_what_differs():

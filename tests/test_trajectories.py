@@ -10,8 +10,9 @@ import torch
 
 from sweetspot.checkpoints import CheckpointStore
 from sweetspot.config import config_from_dict
-from sweetspot.objective import Objective, TeacherParams, prepare, run_trial
+from sweetspot.objective import Objective
 from sweetspot.trajectories import run_teacher
+from sweetspot.trial import TeacherParams, prepare, run_trial
 from tests.conftest import TINY
 
 CPU = torch.device("cpu")
@@ -49,8 +50,14 @@ def test_paths_with_another_seed_or_batch_size_do_not_share(tiny, tmp_path: Path
     config, splits = tiny
     store = CheckpointStore(tmp_path, 2**30)
     run_trial(config, splits, TeacherParams(64, 2), seed=7, checkpoints=store)
-    assert run_trial(config, splits, TeacherParams(64, 3), seed=8, checkpoints=store).metrics["teacher_epochs"]["reused"] == 0
-    assert run_trial(config, splits, TeacherParams(32, 3), seed=7, checkpoints=store).metrics["teacher_epochs"]["reused"] == 0
+    assert (
+        run_trial(config, splits, TeacherParams(64, 3), seed=8, checkpoints=store).metrics["teacher_epochs"]["reused"]
+        == 0
+    )
+    assert (
+        run_trial(config, splits, TeacherParams(32, 3), seed=7, checkpoints=store).metrics["teacher_epochs"]["reused"]
+        == 0
+    )
 
 
 def _resumed_and_scratch(teacher: dict, store: CheckpointStore, first: int) -> tuple:
@@ -66,9 +73,13 @@ def _resumed_and_scratch(teacher: dict, store: CheckpointStore, first: int) -> t
 
 
 def test_an_exponential_schedule_shares_and_stays_exact(tmp_path: Path):
-    scratch, splits = _resumed_and_scratch({"schedule": "exponential", "lr_decay": 0.5}, CheckpointStore(tmp_path, 2**30), 1)
+    scratch, splits = _resumed_and_scratch(
+        {"schedule": "exponential", "lr_decay": 0.5}, CheckpointStore(tmp_path, 2**30), 1
+    )
     # the schedule changes the path: a run with a constant rate differs
-    assert _science(run_trial(config_from_dict(DROPOUT), splits, TeacherParams(64, 4), seed=3).metrics) != _science(scratch.metrics)
+    assert _science(run_trial(config_from_dict(DROPOUT), splits, TeacherParams(64, 4), seed=3).metrics) != _science(
+        scratch.metrics
+    )
 
 
 def test_a_schedule_that_reads_the_total_epochs_trains_from_scratch(tmp_path: Path):
@@ -93,7 +104,9 @@ def test_a_watched_run_replays_stored_epochs_through_the_watch(tiny, tmp_path: P
     def run(epochs):
         generator = torch.Generator().manual_seed(5)
         torch.manual_seed(5)
-        return run_teacher(config.teacher, splits, 64, epochs, 1e-3, generator, store=store, key="k", watch=watch, temperature=9.0)
+        return run_teacher(
+            config.teacher, splits, 64, epochs, 1e-3, generator, store=store, key="k", watch=watch, temperature=9.0
+        )
 
     first = run(2)
     second = run(4)
@@ -116,7 +129,10 @@ def test_sharing_on_and_off_give_the_same_study(tiny, tmp_path: Path):
     on = _study_values(config, splits, epochs, CheckpointStore(tmp_path, 2**30))
     off = _study_values(config, splits, epochs, None)
     assert [t["teacher_epochs"] for t in on] == [
-        {"trained": 2, "reused": 0}, {"trained": 2, "reused": 2}, {"trained": 1, "reused": 2}, {"trained": 0, "reused": 4},
+        {"trained": 2, "reused": 0},
+        {"trained": 2, "reused": 2},
+        {"trained": 1, "reused": 2},
+        {"trained": 0, "reused": 4},
     ]
     assert [t["teacher_epochs"]["trained"] for t in off] == [2, 4, 3, 0]  # the last one repeats trial 1: reused whole
     assert off[3]["reused_from"] == on[3]["reused_from"] == 1
@@ -145,8 +161,18 @@ def test_a_watched_run_does_not_replay_a_curve_measured_at_another_temperature(t
     def run(epochs, temperature):
         generator = torch.Generator().manual_seed(5)
         torch.manual_seed(5)
-        return run_teacher(config.teacher, splits, 64, epochs, 1e-3, generator, store=store, key="k",
-                           watch=lambda point: None, temperature=temperature)
+        return run_teacher(
+            config.teacher,
+            splits,
+            64,
+            epochs,
+            1e-3,
+            generator,
+            store=store,
+            key="k",
+            watch=lambda point: None,
+            temperature=temperature,
+        )
 
     hot = run(2, 9.0)
     cold = run(3, 2.0)

@@ -12,7 +12,8 @@ import yaml
 from optuna.trial import TrialState
 
 from sweetspot.config import RECORD_ATTRS, TRIAL_METRICS
-from sweetspot.study import QueueEmpty, open_storage, queue_trials
+from sweetspot.optuna_internals import QueueEmpty
+from sweetspot.study import open_storage, queue_trials
 from sweetspot.workers import drain, threads_per_worker
 from tests.conftest import TINY, run_console_script, start_console_script
 
@@ -57,10 +58,12 @@ def test_drain_stops_after_max_trials(storage_url):
     assert sum(s == TrialState.WAITING for s in _states(storage_url, "q")) == 2
 
 
-def test_four_workers_run_exactly_the_requested_trials_on_postgres(tiny_config_file, tmp_path, postgres_url, study_name):
+def test_four_workers_run_exactly_the_requested_trials_on_postgres(
+    tiny_config_file, tmp_path, postgres_url, study_name
+):
     result = run_console_script(
-        "run", tiny_config_file, "--storage", postgres_url, "--study", study_name, "--workers", "4", "--trials", "20",
-        "--log-dir", tmp_path / "logs", cwd=tmp_path,
+        "run", tiny_config_file, "--storage", postgres_url, "--study", study_name, "--workers", "4", "--trials",
+        "20", "--log-dir", tmp_path / "logs", cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
     trials = optuna.load_study(study_name=study_name, storage=postgres_url).trials
@@ -75,10 +78,13 @@ def test_a_killed_workers_trial_is_failed_and_run_again(write_config, tmp_path, 
     config = write_config()
     config.write_text(yaml.safe_dump(SLOW))
     beat = ["--heartbeat", "1", "--grace", "3"]
-    queued = run_console_script("run", config, "--storage", postgres_url, "--study", study_name, "--workers", "0",
-                                "--trials", "4", cwd=tmp_path)
+    queued = run_console_script(
+        "run", config, "--storage", postgres_url, "--study", study_name, "--workers", "0", "--trials", "4", cwd=tmp_path
+    )
     assert queued.returncode == 0, queued.stderr
-    victim = start_console_script("worker", config, "--storage", postgres_url, "--study", study_name, *beat, cwd=tmp_path)
+    victim = start_console_script(
+        "worker", config, "--storage", postgres_url, "--study", study_name, *beat, cwd=tmp_path
+    )
     study = optuna.load_study(study_name=study_name, storage=postgres_url)
 
     def victim_is_training() -> bool:
@@ -88,7 +94,9 @@ def test_a_killed_workers_trial_is_failed_and_run_again(write_config, tmp_path, 
     _wait(victim_is_training, 60, "the first worker to start a trial")
     victim.send_signal(signal.SIGKILL)
     victim.wait()
-    survivor = run_console_script("worker", config, "--storage", postgres_url, "--study", study_name, *beat, cwd=tmp_path)
+    survivor = run_console_script(
+        "worker", config, "--storage", postgres_url, "--study", study_name, *beat, cwd=tmp_path
+    )
     assert survivor.returncode == 0, survivor.stderr
     trials = optuna.load_study(study_name=study_name, storage=postgres_url).trials
     states = [t.state for t in trials]
@@ -102,22 +110,26 @@ def test_a_killed_workers_trial_is_failed_and_run_again(write_config, tmp_path, 
 def test_workers_recover_when_the_database_drops_every_connection(write_config, tmp_path, postgres_url, study_name):
     config = write_config()
     config.write_text(yaml.safe_dump(SLOW | {"search": {"batch_size": [32, 32], "epochs": [8, 8], "repeats": True}}))
-    run = start_console_script("run", config, "--storage", postgres_url, "--study", study_name, "--workers", "2",
-                               "--trials", "8", "--log-dir", tmp_path / "logs", cwd=tmp_path)
+    run = start_console_script(
+        "run", config, "--storage", postgres_url, "--study", study_name, "--workers", "2", "--trials", "8",
+        "--log-dir", tmp_path / "logs", cwd=tmp_path,
+    )
     engine = sqlalchemy.create_engine(postgres_url)
 
     def completed() -> int:
         try:
             return _states(postgres_url, study_name).count(TrialState.COMPLETE)
-        except Exception:  # noqa: BLE001 (the study may not exist yet)
+        except Exception:  # the study may not exist yet
             return 0
 
     _wait(lambda: completed() >= 2, 120, "two finished trials")
     with engine.connect() as connection:
-        dropped = connection.execute(sqlalchemy.text(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )).scalar()
+        dropped = connection.execute(
+            sqlalchemy.text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ).scalar()
     engine.dispose()
     assert dropped > 0
     _, stderr = run.communicate(timeout=300)
@@ -129,18 +141,23 @@ def test_workers_recover_when_the_database_drops_every_connection(write_config, 
 def test_sigint_stops_every_worker_and_leaves_no_running_trial(write_config, tmp_path, postgres_url, study_name):
     config = write_config()
     config.write_text(yaml.safe_dump(SLOW))
-    run = start_console_script("run", config, "--storage", postgres_url, "--study", study_name, "--workers", "3",
-                               "--trials", "30", "--log-dir", tmp_path / "logs", cwd=tmp_path)
+    run = start_console_script(
+        "run", config, "--storage", postgres_url, "--study", study_name, "--workers", "3", "--trials", "30",
+        "--log-dir", tmp_path / "logs", cwd=tmp_path,
+    )
 
     def three_running() -> bool:
         try:
             return _states(postgres_url, study_name).count(TrialState.RUNNING) == 3
-        except Exception:  # noqa: BLE001 (the study may not exist yet)
+        except Exception:  # the study may not exist yet
             return False
 
     _wait(three_running, 120, "three running trials")
-    running = {t.number for t in optuna.load_study(study_name=study_name, storage=postgres_url).trials
-               if t.state == TrialState.RUNNING}
+    running = {
+        t.number
+        for t in optuna.load_study(study_name=study_name, storage=postgres_url).trials
+        if t.state == TrialState.RUNNING
+    }
     start = time.monotonic()
     run.send_signal(signal.SIGINT)
     _, stderr = run.communicate(timeout=60)
@@ -157,8 +174,10 @@ def test_sigint_stops_every_worker_and_leaves_no_running_trial(write_config, tmp
 
 def test_several_workers_share_an_sqlite_study(tiny_config_file, tmp_path):
     url = f"sqlite:///{tmp_path / 'shared.db'}"
-    result = run_console_script("run", tiny_config_file, "--storage", url, "--workers", "3", "--trials", "12",
-                                "--log-dir", tmp_path / "logs", cwd=tmp_path)
+    result = run_console_script(
+        "run", tiny_config_file, "--storage", url, "--workers", "3", "--trials", "12", "--log-dir",
+        tmp_path / "logs", cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert _states(url, "tiny") == [TrialState.COMPLETE] * 12
     assert "database is locked" not in "".join(p.read_text() for p in (tmp_path / "logs").iterdir())
@@ -166,8 +185,10 @@ def test_several_workers_share_an_sqlite_study(tiny_config_file, tmp_path):
 
 def test_a_storage_password_never_shows(tiny_config_file, tmp_path, postgres_url, study_name):
     secret = postgres_url.replace("postgres@", "postgres:s3cret-pw@")  # trust auth ignores the password
-    result = run_console_script("run", tiny_config_file, "--storage", secret, "--study", study_name, "--workers", "2",
-                                "--trials", "2", "--log-dir", tmp_path / "logs", cwd=tmp_path)
+    result = run_console_script(
+        "run", tiny_config_file, "--storage", secret, "--study", study_name, "--workers", "2", "--trials", "2",
+        "--log-dir", tmp_path / "logs", cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert "postgres:***@" in result.stdout
     seen = result.stdout + result.stderr + "".join(p.read_text() for p in (tmp_path / "logs").iterdir())

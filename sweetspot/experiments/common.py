@@ -16,9 +16,10 @@ from torch import nn
 from sweetspot.config import NetConfig, StudyConfig
 from sweetspot.data import Splits
 from sweetspot.errors import ConfigError
-from sweetspot.export import net_from_recipe
-from sweetspot.models import ARCHITECTURES, build_model
-from sweetspot.training import distill, make_optimizer, predict_logits
+from sweetspot.models import ARCHITECTURES
+from sweetspot.students import train_student as fit_student
+from sweetspot.teachers import net_from_recipe
+from sweetspot.training import predict_logits
 from sweetspot.trajectories import train_teacher as fit_teacher
 
 Tick = Callable[[], None]  # advances the progress bar by one unit of work
@@ -57,31 +58,34 @@ def parse_teacher(text: str) -> TeacherSpec:
     try:
         arch = parts[0] if len(parts) == 3 else None
         batch_size, epochs = int(parts[-2]), int(parts[-1])
-    except (ValueError, IndexError):
-        raise ConfigError(f"--teacher: {text!r} is not [LABEL=][ARCH:]BATCH:EPOCHS (e.g. large=mlp:16:100)") from None
+    except (ValueError, IndexError) as exc:
+        raise ConfigError(f"{text!r} is not [LABEL=][ARCH:]BATCH:EPOCHS (e.g. large=mlp:16:100)") from exc
     if len(parts) not in (2, 3) or batch_size < 1 or epochs < 1:
-        raise ConfigError(f"--teacher: {text!r} is not [LABEL=][ARCH:]BATCH:EPOCHS with positive numbers")
+        raise ConfigError(f"{text!r} is not [LABEL=][ARCH:]BATCH:EPOCHS with positive numbers")
     if arch is not None and arch not in ARCHITECTURES:
-        raise ConfigError(f"--teacher: unknown architecture {arch!r} (available: {', '.join(ARCHITECTURES)})")
+        raise ConfigError(f"unknown architecture {arch!r} (available: {', '.join(ARCHITECTURES)})")
     return TeacherSpec(label or spec, arch, batch_size, epochs)
 
 
 def teacher_from_export(document: dict[str, Any], dataset: str | None = None) -> TeacherSpec:
-    """The best teacher of a `sweetspot export` file, exactly as its study trained it (architecture
-    options, optimizer, learning rate, batch size, epochs, seed)."""
+    """The best teacher of a `sweetspot export` file (as ``files.read_export`` checked it), exactly as
+    its study trained it (architecture options, optimizer, learning rate, batch size, epochs, seed)."""
     best = next(t for t in document["teachers"] if t["best"])
     recipe = best["recipe"]
-    if dataset is not None and recipe.get("dataset", dataset) != dataset:
-        raise ConfigError(f"--export: its teacher was calibrated on {recipe['dataset']!r}, this experiment runs on {dataset!r}")
+    if dataset is not None and recipe["dataset"] != dataset:
+        raise ConfigError(f"its teacher was calibrated on {recipe['dataset']!r}, this experiment runs on {dataset!r}")
     net = net_from_recipe(recipe)
-    return TeacherSpec(f"calibrated (trial {best['trial']})", net.arch, recipe["batch_size"], recipe["epochs"], recipe["seed"], net)
+    return TeacherSpec(
+        f"calibrated (trial {best['trial']})", net.arch, recipe["batch_size"], recipe["epochs"], recipe["seed"], net
+    )
 
 
 def train_teacher(config: StudyConfig, splits: Splits, spec: TeacherSpec) -> nn.Module:
     """The teacher ``spec`` describes, trained on the whole training split (every class)."""
-    net = spec.net or (config.teacher if spec.arch in (None, config.teacher.arch) else replace(config.teacher, arch=spec.arch, options={}))
-    torch.manual_seed(spec.seed)
-    return fit_teacher(net, splits, spec.batch_size, spec.epochs, net.lr, torch.Generator().manual_seed(spec.seed))
+    net = spec.net or config.teacher
+    if spec.net is None and spec.arch not in (None, config.teacher.arch):
+        net = replace(config.teacher, arch=spec.arch, options={})
+    return fit_teacher(net, splits, spec.batch_size, spec.epochs, net.lr, spec.seed)
 
 
 def transfer_logits(config: StudyConfig, splits: Splits, spec: TeacherSpec) -> torch.Tensor:
@@ -98,27 +102,35 @@ def train_student(
     *,
     steps: int | None = None,
 ) -> nn.Module:
-    """The config's student distilled on the training examples ``index`` from ``teacher_logits``
-    (the teacher's logits on the whole training split). ``steps``: train for this many optimizer
-    steps instead of the config's epochs (so that small transfer sets get as many updates as the
-    full one). Seeded by the config's seed: the same call gives the same student."""
-    student_net = config.student
-    epochs = student_net.epochs
+    """The config's student (``students.train_student``, as in a trial) distilled on the training
+    examples ``index`` from ``teacher_logits`` (the teacher's logits on the whole training split).
+    ``steps``: train for this many optimizer steps instead of the config's epochs (so that small
+    transfer sets get as many updates as the full one). Seeded by the config's seed: the same call
+    gives the same student."""
+    epochs = None
     if steps is not None:
-        epochs = max(1, math.ceil(steps / math.ceil(len(index) / student_net.batch_size)))
+        epochs = max(1, math.ceil(steps / math.ceil(len(index) / config.student.batch_size)))
     torch.manual_seed(config.seed)
-    student = build_model(student_net, splits.input_shape, splits.n_classes).to(splits.x_train.device)
-    distill(
-        student, splits.x_train[index], teacher_logits[index], splits.y_train[index],
-        temperature=temperature, alpha=config.distill.alpha,
-        optimizer=make_optimizer(student_net.optimizer, student, student_net.lr),
-        batch_size=student_net.batch_size, epochs=epochs, generator=torch.Generator().manual_seed(config.seed),
+    return fit_student(
+        config.student,
+        splits.x_train[index],
+        teacher_logits[index],
+        splits.y_train[index],
+        splits.n_classes,
+        temperature=temperature,
+        alpha=config.distill.alpha,
+        generator=torch.Generator().manual_seed(config.seed),
+        epochs=epochs,
     )
-    return student
 
 
 def write_outputs(
-    out: Path, name: str, rows: list[dict[str, Any]], markdown: str, draw: Callable[[Any], None], figsize: tuple[float, float]
+    out: Path,
+    name: str,
+    rows: list[dict[str, Any]],
+    markdown: str,
+    draw: Callable[[Any], None],
+    figsize: tuple[float, float],
 ) -> list[Path]:
     """``out/name.csv`` (the rows), ``out/name.md`` and ``out/name.png`` (drawn by ``draw(fig)``)."""
     import matplotlib

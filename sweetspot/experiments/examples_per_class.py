@@ -45,11 +45,19 @@ def run(setup: Setup, out: Path, tick: Tick) -> list[Path]:
         for n in counts(setup):
             index = transfer_indices(splits.y_train, withheld, n, config.seed)
             student = train_student(config, splits, index, logits, config.distill.temperature, steps=steps)
-            rows.append({"teacher": spec.label, "examples_per_class": "all" if n is None else n,
-                         "transfer_examples": len(index), "student_acc": round(accuracy(predict_logits(student, x_eval), y_eval), 6)})
+            rows.append(
+                {
+                    "teacher": spec.label,
+                    "examples_per_class": "all" if n is None else n,
+                    "transfer_examples": len(index),
+                    "student_acc": round(accuracy(predict_logits(student, x_eval), y_eval), 6),
+                }
+            )
             tick()
     teachers = list(dict.fromkeys(r["teacher"] for r in rows))
-    return write_outputs(out, NAME, rows, _markdown(rows, teachers, setup.split), lambda fig: _draw(fig, rows, teachers), (6.5, 4.2))
+    return write_outputs(
+        out, NAME, rows, _markdown(rows, teachers, setup.split), lambda fig: _draw(fig, rows, teachers), (6.5, 4.2)
+    )
 
 
 def enough(rows: list[dict[str, Any]]) -> int | str | None:
@@ -64,9 +72,11 @@ def _markdown(rows: list[dict[str, Any]], teachers: list[str], split: str) -> st
     for teacher in teachers:
         mine = [r for r in rows if r["teacher"] == teacher]
         table.append([teacher, *(pct(r["student_acc"]) for r in mine), enough(mine)])
-    return (f"Student accuracy (%) on the {split} split by transfer examples per class; the last column is the "
-            f"smallest number within {100 * WITHIN:.0f} point of the full transfer set.\n\n"
-            + markdown_table(["teacher", *map(str, sizes), "enough"], table))
+    return (
+        f"Student accuracy (%) on the {split} split by transfer examples per class; the last column is the "
+        f"smallest number within {100 * WITHIN:.0f} point of the full transfer set.\n\n"
+        + markdown_table(["teacher", *map(str, sizes), "enough"], table)
+    )
 
 
 def _draw(fig: Any, rows: list[dict[str, Any]], teachers: list[str]) -> None:
@@ -74,9 +84,15 @@ def _draw(fig: Any, rows: list[dict[str, Any]], teachers: list[str]) -> None:
     for teacher in teachers:
         mine = [r for r in rows if r["teacher"] == teacher]
         sized = [r for r in mine if r["examples_per_class"] != "all"]
-        line, = ax.plot([r["examples_per_class"] for r in sized], [100 * r["student_acc"] for r in sized], marker="o", label=teacher)
+        (line,) = ax.plot(
+            [r["examples_per_class"] for r in sized], [100 * r["student_acc"] for r in sized], marker="o", label=teacher
+        )
         ax.axhline(100 * mine[-1]["student_acc"], color=line.get_color(), linestyle=":", linewidth=1)
-    ax.set(xscale="log", xlabel="transfer examples per class", ylabel="student accuracy (%)",
-           title="dotted: the full transfer set")
+    ax.set(
+        xscale="log",
+        xlabel="transfer examples per class",
+        ylabel="student accuracy (%)",
+        title="dotted: the full transfer set",
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)

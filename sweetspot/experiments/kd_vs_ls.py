@@ -46,8 +46,13 @@ def run(setup: Setup, out: Path, tick: Tick) -> list[Path]:
         logits = transfer_logits(config, splits, spec)
         gamma = off_target_mass(logits[index], splits.y_train[index], t)
         ls_logits = smoothing_logits(splits.y_train, splits.n_classes, gamma, t)
-        row: dict[str, Any] = {"teacher": spec.label, "batch_size": spec.batch_size, "epochs": spec.epochs,
-                               "teacher_entropy": round(normalized_entropy(logits[index], t), 6), "gamma": round(gamma, 6)}
+        row: dict[str, Any] = {
+            "teacher": spec.label,
+            "batch_size": spec.batch_size,
+            "epochs": spec.epochs,
+            "teacher_entropy": round(normalized_entropy(logits[index], t), 6),
+            "gamma": round(gamma, 6),
+        }
         for kind, soft in (("kd", logits), ("ls", ls_logits)):
             student_eval = predict_logits(train_student(config, splits, index, soft, t), x_eval)
             row[f"{kind}_acc"] = round(accuracy(student_eval, y_eval), 6)
@@ -57,28 +62,56 @@ def run(setup: Setup, out: Path, tick: Tick) -> list[Path]:
         row["side"] = "KD" if row["gap"] > SIDE_MARGIN else "LS"
         rows.append(row)
         tick()
-    return write_outputs(out, NAME, rows, _markdown(rows, setup.split, t), lambda fig: _draw(fig, rows, bool(withheld)), (6.5, 4.5))
+    return write_outputs(
+        out, NAME, rows, _markdown(rows, setup.split, t), lambda fig: _draw(fig, rows, bool(withheld)), (6.5, 4.5)
+    )
 
 
 def _markdown(rows: list[dict[str, Any]], split: str, t: float) -> str:
-    table = [[r["teacher"], f"{r['teacher_entropy']:.3f}", f"{r['gamma']:.3f}", pct(r["kd_acc"]), pct(r["ls_acc"]),
-              pct(r["gap"]), pct(r["kd_withheld_acc"]), pct(r["ls_withheld_acc"]), pct(r["withheld_gap"]), r["side"]] for r in rows]
-    return (f"Student accuracy (%) on the {split} split after KD from each teacher at T={t:g} and after label smoothing at "
-            f"the teacher's matched gamma; side: KD when KD beats LS by more than {100 * SIDE_MARGIN:.0f} point on all classes "
-            "(the withheld ones included; LS can never teach those).\n\n"
-            + markdown_table(["teacher", "entropy", "gamma", "KD", "LS", "gap", "KD withheld", "LS withheld", "withheld gap", "side"],
-                             table))
+    table = [
+        [
+            r["teacher"],
+            f"{r['teacher_entropy']:.3f}",
+            f"{r['gamma']:.3f}",
+            pct(r["kd_acc"]),
+            pct(r["ls_acc"]),
+            pct(r["gap"]),
+            pct(r["kd_withheld_acc"]),
+            pct(r["ls_withheld_acc"]),
+            pct(r["withheld_gap"]),
+            r["side"],
+        ]
+        for r in rows
+    ]
+    return (
+        f"Student accuracy (%) on the {split} split after KD from each teacher at T={t:g} and after label smoothing at "
+        "the teacher's matched gamma; side: KD when KD beats LS by more than "
+        f"{100 * SIDE_MARGIN:.0f} point on all classes "
+        "(the withheld ones included; LS can never teach those).\n\n"
+        + markdown_table(
+            ["teacher", "entropy", "gamma", "KD", "LS", "gap", "KD withheld", "LS withheld", "withheld gap", "side"],
+            table,
+        )
+    )
 
 
 def _draw(fig: Any, rows: list[dict[str, Any]], withheld: bool) -> None:
     ax = fig.subplots()
     for r in rows:
         ax.scatter(r["teacher_entropy"], 100 * r["gap"], color="tab:blue" if r["side"] == "KD" else "tab:red")
-        ax.annotate(r["teacher"], (r["teacher_entropy"], 100 * r["gap"]), fontsize=7, xytext=(4, 4), textcoords="offset points")
+        ax.annotate(
+            r["teacher"], (r["teacher_entropy"], 100 * r["gap"]), fontsize=7, xytext=(4, 4), textcoords="offset points"
+        )
         if withheld:
             ax.scatter(r["teacher_entropy"], 100 * r["withheld_gap"], marker="x", color="grey")
     ax.axhline(100 * SIDE_MARGIN, color="grey", linestyle="--", linewidth=1)
-    ax.text(0.01, 0.98, "KD side (blue) above the line, LS side (red) below" + ("; x: on the withheld classes" if withheld else ""),
-            transform=ax.transAxes, fontsize=7, va="top")
+    ax.text(
+        0.01,
+        0.98,
+        "KD side (blue) above the line, LS side (red) below" + ("; x: on the withheld classes" if withheld else ""),
+        transform=ax.transAxes,
+        fontsize=7,
+        va="top",
+    )
     ax.set(xlabel="teacher entropy at T", ylabel="student accuracy: KD - LS (points)")
     ax.grid(alpha=0.3)

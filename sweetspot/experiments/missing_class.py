@@ -76,8 +76,14 @@ def run(setup: Setup, out: Path, tick: Tick) -> list[Path]:
                 })
                 tick()
     teachers = list(dict.fromkeys(r["teacher"] for r in rows))
-    return write_outputs(out, NAME, rows, _markdown(rows, teachers, setup.split), lambda fig: _draw(fig, rows, teachers),
-                         (4.2 * (len(teachers) + 1), 3.8))
+    return write_outputs(
+        out,
+        NAME,
+        rows,
+        _markdown(rows, teachers, setup.split),
+        lambda fig: _draw(fig, rows, teachers),
+        (4.2 * (len(teachers) + 1), 3.8),
+    )
 
 
 def _cell(rows: list[dict[str, Any]], key: str) -> float:
@@ -85,18 +91,30 @@ def _cell(rows: list[dict[str, Any]], key: str) -> float:
 
 
 def _markdown(rows: list[dict[str, Any]], teachers: list[str], split: str) -> str:
-    intro = f"Student accuracy (%) on the class missing from the transfer set ({split} split): raw / with Hinton's bias correction.\n"
+    intro = (f"Student accuracy (%) on the class missing from the transfer set ({split} split): "
+             "raw / with Hinton's bias correction.\n")
     parts = [intro]
     for teacher in teachers:
         mine = [r for r in rows if r["teacher"] == teacher]
         table = []
         for k in dict.fromkeys(r["class"] for r in mine):
             cells = [r for r in mine if r["class"] == k]
-            table.append([cells[0]["class_name"],
-                          *(f"{pct(r['student_acc_on_class'])} / {pct(r['corrected_acc_on_class'])}" for r in cells)])
+            table.append(
+                [
+                    cells[0]["class_name"],
+                    *(f"{pct(r['student_acc_on_class'])} / {pct(r['corrected_acc_on_class'])}" for r in cells),
+                ]
+            )
         by_t = [[r for r in mine if r["temperature"] == t] for t in TEMPERATURES]
-        table.append(["**mean**", *(f"**{pct(_cell(c, 'student_acc_on_class'))} / {pct(_cell(c, 'corrected_acc_on_class'))}**"
-                                    for c in by_t)])
+        table.append(
+            [
+                "**mean**",
+                *(
+                    f"**{pct(_cell(c, 'student_acc_on_class'))} / {pct(_cell(c, 'corrected_acc_on_class'))}**"
+                    for c in by_t
+                ),
+            ]
+        )
         table.append(["entropy at T", *(f"{c[0]['teacher_entropy']:.3f}" for c in by_t)])
         parts.append(f"### {teacher}\n\n" + markdown_table(["missing class", *(f"T={t}" for t in TEMPERATURES)], table))
     return "\n".join(parts)
@@ -108,10 +126,16 @@ def _draw(fig: Any, rows: list[dict[str, Any]], teachers: list[str]) -> None:
     for teacher in teachers:
         mine = [r for r in rows if r["teacher"] == teacher]
         raw = [100 * _cell([r for r in mine if r["temperature"] == t], "student_acc_on_class") for t in TEMPERATURES]
-        fixed = [100 * _cell([r for r in mine if r["temperature"] == t], "corrected_acc_on_class") for t in TEMPERATURES]
-        line, = summary.plot(TEMPERATURES, raw, marker="o", label=f"{teacher}")
-        summary.plot(TEMPERATURES, fixed, marker="x", linestyle="--", color=line.get_color(), label=f"{teacher}, bias-corrected")
-    summary.set(title="mean over missing classes", xlabel="temperature T", ylabel="accuracy on missing class (%)", ylim=(0, 100))
+        fixed = [
+            100 * _cell([r for r in mine if r["temperature"] == t], "corrected_acc_on_class") for t in TEMPERATURES
+        ]
+        (line,) = summary.plot(TEMPERATURES, raw, marker="o", label=f"{teacher}")
+        summary.plot(
+            TEMPERATURES, fixed, marker="x", linestyle="--", color=line.get_color(), label=f"{teacher}, bias-corrected"
+        )
+    summary.set(
+        title="mean over missing classes", xlabel="temperature T", ylabel="accuracy on missing class (%)", ylim=(0, 100)
+    )
     summary.grid(alpha=0.3)
     summary.legend(fontsize=6)
     for ax, teacher in zip(axes[1:], teachers):
@@ -119,6 +143,12 @@ def _draw(fig: Any, rows: list[dict[str, Any]], teachers: list[str]) -> None:
         ks = list(dict.fromkeys(r["class"] for r in mine))
         grid = [[100 * r["student_acc_on_class"] for r in mine if r["class"] == k] for k in ks]
         image = ax.imshow(grid, vmin=0, vmax=100, cmap="viridis", aspect="auto")
-        ax.set(title=teacher, xlabel="temperature T", xticks=range(len(TEMPERATURES)), xticklabels=TEMPERATURES,
-               yticks=range(len(ks)), yticklabels=[next(r["class_name"] for r in mine if r["class"] == k) for k in ks])
+        ax.set(
+            title=teacher,
+            xlabel="temperature T",
+            xticks=range(len(TEMPERATURES)),
+            xticklabels=TEMPERATURES,
+            yticks=range(len(ks)),
+            yticklabels=[next(r["class_name"] for r in mine if r["class"] == k) for k in ks],
+        )
         fig.colorbar(image, ax=ax, label="raw accuracy (%)")

@@ -28,11 +28,12 @@ NAME = "penultimate"
 def classes(setup: Setup) -> tuple[int, int, int]:
     chosen = setup.classes if setup.classes is not None else (0, 1, 2)
     if len(set(chosen)) != 3:
-        raise ConfigError(f"--classes: penultimate needs three different classes, got {','.join(map(str, chosen))}")
+        raise ConfigError(f"penultimate needs three different classes, got {','.join(map(str, chosen))}")
     return chosen  # type: ignore[return-value]
 
 
 def work(setup: Setup) -> int:
+    classes(setup)  # checked before any teacher trains
     return len(setup.teachers)
 
 
@@ -91,15 +92,24 @@ def run(setup: Setup, out: Path, tick: Tick) -> list[Path]:
                   "x": round(float(p[0]), 5), "y": round(float(p[1]), 5)} for p, k in zip(points, y.tolist())]
         logits = predict_logits(teacher, splits.x_train)
         width, elongation = cluster_shape(points, y.cpu())
-        summary.append([spec.label, f"{width:.3f}", f"{elongation:.1f}", f"{normalized_entropy(logits, config.distill.temperature):.3f}"])
+        summary.append(
+            [
+                spec.label,
+                f"{width:.3f}",
+                f"{elongation:.1f}",
+                f"{normalized_entropy(logits, config.distill.temperature):.3f}",
+            ]
+        )
         tick()
     names = ", ".join(class_name(splits.name, k) for k in chosen)
     sizes = "/".join(str(len(p)) for p in picks)
-    markdown = (f"Penultimate-layer activations of {sizes} {setup.split} examples of {names}, projected on the "
-                "plane through their templates. Width: a cluster's spread across its main axis over the distance between "
-                "centroids (larger: the class reaches toward the others, similarity kept); elongation: its major over "
-                "minor axis (large: stretched along its own template only).\n\n"
-                + markdown_table(["teacher", "width", "elongation", f"entropy at T={config.distill.temperature:g}"], summary))
+    markdown = (
+        f"Penultimate-layer activations of {sizes} {setup.split} examples of {names}, projected on the "
+        "plane through their templates. Width: a cluster's spread across its main axis over the distance between "
+        "centroids (larger: the class reaches toward the others, similarity kept); elongation: its major over "
+        "minor axis (large: stretched along its own template only).\n\n"
+        + markdown_table(["teacher", "width", "elongation", f"entropy at T={config.distill.temperature:g}"], summary)
+    )
     return write_outputs(out, NAME, rows, markdown, lambda fig: _draw(fig, rows, summary), (4.0 * len(summary), 4.0))
 
 

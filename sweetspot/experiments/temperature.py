@@ -26,8 +26,14 @@ def variants(teachers: list[TeacherSpec] | tuple[TeacherSpec, ...], n_train: int
     scales = (0.25, 0.5, 1, 2, 4)
     return (
         [("teachers", t) for t in teachers]
-        + [("batch size", replace(first, label=f"batch {b}", batch_size=b)) for b in around(first.batch_size, scales, 1, n_train)]
-        + [("epochs", replace(first, label=f"{e} epoch{'s' * (e != 1)}", epochs=e)) for e in around(first.epochs, scales, 1, 10**6)]
+        + [
+            ("batch size", replace(first, label=f"batch {b}", batch_size=b))
+            for b in around(first.batch_size, scales, 1, n_train)
+        ]
+        + [
+            ("epochs", replace(first, label=f"{e} epoch{'s' * (e != 1)}", epochs=e))
+            for e in around(first.epochs, scales, 1, 10**6)
+        ]
     )
 
 
@@ -37,17 +43,27 @@ def work(setup: Setup) -> int:
 
 def run(setup: Setup, out: Path, tick: Tick) -> list[Path]:
     """Mean normalised soft-label entropy at each T of TEMPERATURES for each teacher; then, for the
-    first teacher (the calibrated one when an export is given), the same with its batch size varied (epochs fixed) and its epochs varied (batch
-    size fixed)."""
+    first teacher (the calibrated one when an export is given), the same with its batch size varied
+    (epochs fixed) and its epochs varied (batch size fixed)."""
     rows = []
     for group, spec in variants(list(setup.teachers), len(setup.splits.y_train)):
         logits = transfer_logits(setup.config, setup.splits, spec)
         for t in TEMPERATURES:
-            rows.append({"group": group, "teacher": spec.label, "batch_size": spec.batch_size, "epochs": spec.epochs,
-                         "temperature": t, "entropy": round(normalized_entropy(logits, t), 6)})
+            rows.append(
+                {
+                    "group": group,
+                    "teacher": spec.label,
+                    "batch_size": spec.batch_size,
+                    "epochs": spec.epochs,
+                    "temperature": t,
+                    "entropy": round(normalized_entropy(logits, t), 6),
+                }
+            )
         tick()
     groups = list(dict.fromkeys(r["group"] for r in rows))
-    return write_outputs(out, NAME, rows, _markdown(rows, groups), lambda fig: _draw(fig, rows, groups), (4.5 * len(groups), 3.6))
+    return write_outputs(
+        out, NAME, rows, _markdown(rows, groups), lambda fig: _draw(fig, rows, groups), (4.5 * len(groups), 3.6)
+    )
 
 
 def _curves(rows: list[dict[str, Any]], group: str) -> dict[str, list[dict[str, Any]]]:

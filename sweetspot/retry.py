@@ -1,0 +1,68 @@
+"""One policy for riding out a lost database connection, used by trials, workers and the supervisor.
+
+A server restart or a dropped connection surfaces through Optuna's storage as one of STORAGE_ERRORS;
+the connection pool (``pool_pre_ping``) replaces the connection, so the same call usually succeeds a
+moment later. A storage that stays down for the whole policy is a StorageError, with its cause.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import optuna
+import sqlalchemy.exc
+
+from sweetspot.errors import StorageError
+
+T = TypeVar("T")
+# what a lost or dropped database connection raises through Optuna's storage
+STORAGE_ERRORS = (optuna.exceptions.StorageInternalError, sqlalchemy.exc.DBAPIError)
+
+
+def first_line(exc: BaseException) -> str:
+    """The driver's own message (SQLAlchemy keeps it in ``orig``), first line only."""
+    return (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+@dataclass(frozen=True)
+class Retry:
+    """``attempts`` tries in all, pausing ``pause`` x the number of failures so far between them
+    (1 + 2 + 3 + 4 + 5 = 15 s of waiting by default: long enough for a pooled connection to be
+    replaced, short enough that a database that is really gone is reported)."""
+
+    attempts: int = 6
+    pause: float = 1.0
+
+    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``fn(*args, **kwargs)``, tried again after each storage error; the last error is raised
+        as it is once the attempts run out, so that an outer loop may retry a larger step."""
+        failures = 0
+        while True:
+            try:
+                return fn(*args, **kwargs)
+            except STORAGE_ERRORS:
+                failures += 1
+                if failures >= self.attempts:
+                    raise
+                self.wait(failures)
+
+    def wait(self, failures: int) -> None:
+        time.sleep(self.pause * failures)
+
+    def give_up(self, failures: int, exc: BaseException) -> None:
+        """For a loop that retries a whole step itself (a worker's trial): raise StorageError
+        once ``failures`` in a row reach the attempts, else wait."""
+        if failures >= self.attempts:
+            raise StorageError(f"database unreachable after {failures} tries: {first_line(exc)}") from exc
+        self.wait(failures)
+
+
+STORAGE_RETRY = Retry()
+
+
+def with_retries(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``fn(*args, **kwargs)`` under the default policy."""
+    return STORAGE_RETRY.call(fn, *args, **kwargs)

@@ -1,0 +1,198 @@
+"""One trial, outside any study: train the teacher -> soft labels once -> distil -> score.
+
+No Optuna here: ``objective.py`` wraps this for ``study.optimize``; ``sweetspot trial``, ``export``
+(which rescored trials on the test split) and the benchmarks call it directly.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from sweetspot.checkpoints import CheckpointStore, trajectory_key
+from sweetspot.config import ENTROPY_GRID, StudyConfig, batch_size_choices, derive_seed, trajectory_seed
+from sweetspot.data import Splits, check_classes, check_dataset, load_splits, transfer_indices
+from sweetspot.errors import ConfigError, TrainingDiverged
+from sweetspot.metrics import (
+    accuracy,
+    agreement,
+    class_accuracy,
+    expected_calibration_error,
+    nontarget_entropy,
+    normalized_entropy,
+    off_target_mass,
+    soft_labels_by_class,
+)
+from sweetspot.models import build_model, check_net
+from sweetspot.students import train_student
+from sweetspot.training import predict_logits
+from sweetspot.trajectories import Watch, seeded_run
+
+
+@dataclass(frozen=True)
+class TeacherParams:
+    """The searched variables of one trial; the config supplies everything else."""
+
+    batch_size: int
+    epochs: int
+    teacher_lr: float | None = None  # None: the config's teacher.lr
+    temperature: float | None = None  # None: the config's distill.temperature
+
+    def lr(self, config: StudyConfig) -> float:
+        """The teacher's learning rate: the searched one, else the config's."""
+        return self.teacher_lr or config.teacher.lr
+
+    def t(self, config: StudyConfig) -> float:
+        """The temperature of the soft labels: the searched one, else the config's."""
+        return self.temperature or config.distill.temperature
+
+
+def params_from_dict(params: dict[str, Any]) -> TeacherParams:
+    """The inverse of ``asdict``-style trial params (as stored by Optuna or in an export)."""
+    return TeacherParams(
+        batch_size=int(params["batch_size"]),
+        epochs=int(params["epochs"]),
+        teacher_lr=params.get("teacher_lr"),
+        temperature=params.get("temperature"),
+    )
+
+
+class TeacherStopped(Exception):
+    """An early-stop rule or pruner ended the teacher's training: the trial is pruned, not scored."""
+
+    def __init__(self, reason: str, record: dict[str, Any]) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.record = record  # teacher_epochs and teacher_curve, stored on the pruned trial
+
+
+@dataclass
+class TrialOutcome:
+    metrics: dict[str, Any]  # TRIAL_METRICS (floats, or None) and the grouped RECORD_ATTRS (dicts)
+    teacher: torch.nn.Module
+    soft_labels_by_class: torch.Tensor  # C x C mean soft labels at T per class, on the scored split
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` (CUDA if present, else CPU), ``cpu``, ``cuda`` or ``cuda:i``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if re.fullmatch(r"cuda(:\d+)?", name):
+        index = int(name.partition(":")[2] or 0)
+        if not torch.cuda.is_available() or index >= torch.cuda.device_count():
+            raise ConfigError(f"{name!r} is not available here ({torch.cuda.device_count()} CUDA devices)")
+        return torch.device(name)
+    raise ConfigError(f"unknown device {name!r} (allowed: auto, cpu, cuda, cuda:N)")
+
+
+def prepare(config: StudyConfig, device: torch.device) -> Splits:
+    """Everything a trial needs that does not depend on the trial: checks the names the config
+    uses against the registries, loads the splits onto ``device``, checks the classes and the batch
+    range against the data. Runs before any storage is opened, so bad input writes nothing."""
+    check_dataset(config.data.name)
+    check_net("teacher", config.teacher)
+    check_net("student", config.student)
+    splits = load_splits(config.data, config.seed)
+    check_classes(config.distill.withheld_classes, splits.n_classes)
+    for net in (config.teacher, config.student):  # options that do not fit the data fail here, not mid-trial
+        build_model(net, splits.input_shape, splits.n_classes)
+    n_train = len(splits.y_train)
+    largest = max(batch_size_choices(config.search.batch_size))
+    if largest > n_train:
+        raise ConfigError(
+            f"search.batch_size: {largest} is larger than the training split ({n_train} examples of "
+            f"{config.data.name}); lower the upper bound to at most {n_train}"
+        )
+    return splits.to(device)
+
+
+def trial_seed(config: StudyConfig, number: int, params: TeacherParams) -> int:
+    """The path's seed (trials differing only in epochs share a teacher path), or with
+    ``search.repeats`` the trial's own (repeats are meant to differ)."""
+    if config.search.repeats:
+        return derive_seed(config.seed, number)
+    return trajectory_seed(config, params.batch_size, params.lr(config))
+
+
+def path_key(config: StudyConfig, params: TeacherParams, seed: int, device: torch.device) -> str:
+    """Names the teacher's training path: everything that decides it except the epochs. The device
+    type and thread count are in it because they change the floating-point sums."""
+    data = config.fingerprint()["data"]
+    return trajectory_key({
+        "teacher": config.to_dict()["teacher"], "lr": params.lr(config),
+        "batch_size": params.batch_size, "seed": seed, "data": data, "split_seed": config.seed,
+        "device": device.type, "threads": torch.get_num_threads(), "torch": torch.__version__,
+    })
+
+
+def run_trial(
+    config: StudyConfig,
+    splits: Splits,
+    params: TeacherParams,
+    seed: int,
+    *,
+    split: str = "val",
+    checkpoints: CheckpointStore | None = None,
+    watch: Watch | None = None,
+) -> TrialOutcome:
+    """Train a teacher with ``params``, distil the student from it, and score both on ``split``.
+
+    ``splits`` must already be on the device to use. Deterministic on CPU for a fixed seed and
+    thread count; ``checkpoints`` (a shared prefix of the teacher's path) changes nothing but the
+    time. Raises TrainingDiverged if a loss becomes NaN or infinite, TeacherStopped if ``watch``
+    stops the teacher.
+    """
+    device = splits.x_train.device
+    temperature = params.t(config)
+    withheld = config.distill.withheld_classes
+    timings: dict[str, float] = {}
+
+    start = time.perf_counter()
+    key = path_key(config, params, seed, device) if checkpoints else None
+    run = seeded_run(config.teacher, splits, params.batch_size, params.epochs, params.lr(config), seed,
+                     store=checkpoints, key=key, watch=watch, temperature=temperature)
+    timings["teacher"] = time.perf_counter() - start
+    record: dict[str, Any] = {"teacher_epochs": {"trained": run.epochs_trained, "reused": run.epochs_reused}}
+    if run.curve is not None:
+        record["teacher_curve"] = run.curve
+    if run.stopped is not None:
+        raise TeacherStopped(run.stopped, record)
+    teacher = run.teacher
+
+    start = time.perf_counter()
+    index = transfer_indices(splits.y_train, withheld, config.distill.examples_per_class, seed)
+    x_transfer, y_transfer = splits.x_train[index], splits.y_train[index]
+    transfer_logits = predict_logits(teacher, x_transfer)  # once; reused by every student epoch
+    x_eval, y_eval = splits.evaluation(split)
+    teacher_eval_logits = predict_logits(teacher, x_eval)
+    timings["soft_labels"] = time.perf_counter() - start
+    if not torch.isfinite(transfer_logits).all():
+        raise TrainingDiverged("teacher logits are not finite")
+
+    start = time.perf_counter()
+    # the student's weights continue torch's global stream and its batch order the teacher's generator
+    student = train_student(config.student, x_transfer, transfer_logits, y_transfer, splits.n_classes,
+                            temperature=temperature, alpha=config.distill.alpha, generator=run.generator)
+    student_eval_logits = predict_logits(student, x_eval)
+    timings["student"] = time.perf_counter() - start
+
+    metrics: dict[str, Any] = {
+        "teacher_val_acc": accuracy(teacher_eval_logits, y_eval),
+        "teacher_entropy": normalized_entropy(transfer_logits, temperature),
+        "teacher_nontarget_entropy": nontarget_entropy(transfer_logits, y_transfer, temperature),
+        "teacher_gamma": off_target_mass(transfer_logits, y_transfer, temperature),
+        "teacher_ece": expected_calibration_error(teacher_eval_logits, y_eval),
+        "student_val_acc": accuracy(student_eval_logits, y_eval),
+        "student_withheld_acc": class_accuracy(student_eval_logits, y_eval, withheld) if withheld else None,
+        "student_teacher_agreement": agreement(student_eval_logits, teacher_eval_logits),
+        "teacher_entropy_by_T": {str(t): normalized_entropy(transfer_logits, t) for t in ENTROPY_GRID},
+        "time_s": {**timings, "total": sum(timings.values())},
+        **record,
+    }
+    return TrialOutcome(metrics, teacher, soft_labels_by_class(teacher_eval_logits, y_eval, temperature))

@@ -1,0 +1,49 @@
+"""retry.py: the one policy for lost database connections."""
+
+import optuna
+import pytest
+
+from sweetspot.errors import StorageError
+from sweetspot.retry import Retry
+
+
+def test_retry_rides_out_a_lost_connection_but_not_forever():
+    calls = []
+
+    def flaky(value):
+        calls.append(value)
+        if len(calls) < 3:
+            raise optuna.exceptions.StorageInternalError("server closed the connection unexpectedly")
+        return value
+
+    assert Retry(attempts=5, pause=0.01).call(flaky, 7) == 7 and calls == [7, 7, 7]
+
+    def always_down():
+        calls.append("down")
+        raise optuna.exceptions.StorageInternalError("down")
+
+    # the last error as it is, so that an outer loop (a worker's) may retry the whole step
+    with pytest.raises(optuna.exceptions.StorageInternalError):
+        Retry(attempts=2, pause=0.01).call(always_down)
+    assert calls.count("down") == 2
+
+
+def test_retry_leaves_other_errors_alone():
+    calls = []
+
+    def broken():
+        calls.append(1)
+        raise ValueError("a bug, not a connection")
+
+    with pytest.raises(ValueError):
+        Retry(attempts=5, pause=0.01).call(broken)
+    assert calls == [1]
+
+
+def test_give_up_names_the_storage_and_keeps_the_cause():
+    policy = Retry(attempts=2, pause=0.01)
+    error = optuna.exceptions.StorageInternalError("could not connect to server")
+    policy.give_up(1, error)  # waits, does not raise
+    with pytest.raises(StorageError, match="database unreachable after 2 tries: could not connect to server") as caught:
+        policy.give_up(2, error)
+    assert caught.value.__cause__ is error
