@@ -33,15 +33,20 @@ TRIAL_METRICS: dict[str, str] = {
     "teacher_nontarget_entropy": "normalised entropy over the non-target classes at T",
     "teacher_gamma": "off-target mass, the matching label-smoothing factor (Mueller et al.)",
     "teacher_ece": "expected calibration error at T=1, 15 bins (validation split)",
-    "student_val_acc": "student accuracy on the validation split, all classes",
-    "student_withheld_acc": "student accuracy on the withheld classes (validation split)",
-    "student_teacher_agreement": "top-1 agreement of student and teacher (validation split)",
+    "student_val_acc": "accuracy of the student distilled on the whole transfer set (validation split, all classes)",
+    "student_withheld_acc": "that student's accuracy on the withheld classes (validation split)",
+    "student_teacher_agreement": "top-1 agreement of that student and the teacher (validation split)",
+    "missing_class_recall": "mean over the missing classes k of the k-less student's recall on k (Table 5's mean)",
+    "missing_class_recall_corrected": "the same after Hinton's bias correction of k (a shift chosen without labels)",
+    "missing_class_acc": "mean over the missing classes k of the k-less student's accuracy on all classes",
 }
 RECORD_ATTRS: dict[str, str] = {
     "teacher_entropy_by_T": 'normalised soft-label entropy at each T of ENTROPY_GRID: {"1": ..., "20": ...}',
     "time_s": 'wall time of each phase: {"teacher", "soft_labels", "student", "total"}',
     "seed": "the trial's seed",
     "teacher_epochs": 'teacher epochs trained by this trial and reused from a stored checkpoint: {"trained", "reused"}',
+    "missing_class_recall_by_class": "recall of each missing class k by the k-less student: {\"0\": ..., \"9\": ...}",
+    "missing_class_recall_corrected_by_class": 'the same after the bias correction: {"0": ..., "9": ...}',
 }
 DIRECTIONS = ("maximize", "minimize")
 SAMPLERS = ("tpe", "random", "nsga2")
@@ -52,6 +57,8 @@ SCHEDULES = ("constant", "exponential", "cosine")
 # float32, or bfloat16 autocast for the training steps (weights, optimizer and every metric stay float32):
 # 2 to 3.5 times the throughput on CPUs with AVX512-BF16 and on recent GPUs, slower on CPUs without
 PRECISIONS = ("float32", "bfloat16")
+# distill.loss: hinton, (1 - alpha) CE + alpha T^2 KL; paper, the paper's Eq. 4 as printed (no T^2)
+KD_LOSSES = ("hinton", "paper")
 PRUNERS = ("none", "median", "successive-halving", "hyperband")
 CURVES = ("teacher_entropy", "teacher_val_acc")
 
@@ -84,13 +91,16 @@ class StudentConfig(NetConfig):
     lr: float = 1e-2
     epochs: int = 60  # distillation epochs over the transfer set
     batch_size: int = 64
+    seed: int = 0  # with the study seed: every student's initial weights and batch order, the same in every trial
 
 
 @dataclass(frozen=True)
 class DistillConfig:
     temperature: float = 9.0  # T of the soft labels softmax(z / T)
     alpha: float = 0.99  # weight of the soft (KL) term; 1 - alpha weights the hard CE term
-    withheld_classes: tuple[int, ...] = (3, 5, 8)  # removed from the transfer set
+    loss: str = "hinton"  # hinton: the soft term times T^2 | paper: Eq. 4 as printed, without it
+    withheld_classes: tuple[int, ...] = ()  # removed from the transfer set of every student
+    missing_classes: str | tuple[int, ...] = "all"  # "all" or a list: one k-less student each ([]: none)
     examples_per_class: int | None = None  # keep only this many transfer examples per class
 
 
@@ -128,8 +138,9 @@ class StudyConfig:
     seed: int = 0  # splits, sampler and (derived) every trial's seed
     n_trials: int = 25  # trials added by one `sweetspot run`
     sampler: str = "tpe"  # tpe | random | nsga2
+    # chosen by measured noise (README, "How noisy is a trial"): the first decides the best teacher
     objectives: dict[str, str] = field(
-        default_factory=lambda: {"student_withheld_acc": "maximize", "teacher_entropy": "maximize"}
+        default_factory=lambda: {"missing_class_recall": "maximize", "student_val_acc": "maximize"}
     )
     data: DataConfig = field(default_factory=DataConfig)
     teacher: NetConfig = field(default_factory=lambda: NetConfig(options={"width": 512, "depth": 6}))
@@ -191,7 +202,7 @@ def config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[
 
 # --- building -------------------------------------------------------------------------------------
 
-_TRAINING_KEYS = {"arch", "optimizer", "lr", "schedule", "lr_decay", "precision", "epochs", "batch_size"}
+_TRAINING_KEYS = {"arch", "optimizer", "lr", "schedule", "lr_decay", "precision", "epochs", "batch_size", "seed"}
 
 
 def _build(cls: type, raw: Any, source: str, where: str) -> Any:
@@ -225,8 +236,13 @@ def _coerce(hint: Any, value: Any, source: str, where: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _coerce(inner, value, source, where)
+        inner = [a for a in args if a is not type(None)]
+        if len(inner) == 1:
+            return _coerce(inner[0], value, source, where)
+        for choice in inner:  # str | tuple: the first type the value has
+            if isinstance(value, str) == (choice is str):
+                return _coerce(choice, value, source, where)
+        raise ConfigError(f"{source}: {where} must be a string or a list, got {_kind(value)}")
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{source}: {where} must be a list, got {_kind(value)}")
@@ -278,6 +294,9 @@ def _check_ranges(c: StudyConfig, source: str) -> None:
         _check_choice(f"objectives.{metric}", direction, DIRECTIONS, source)
     if "student_withheld_acc" in c.objectives and not c.distill.withheld_classes:
         fail("objectives", "uses student_withheld_acc, which needs distill.withheld_classes")
+    missing = [m for m in c.objectives if m.startswith("missing_class_")]
+    if missing and not c.distill.missing_classes:
+        fail("objectives", f"uses {missing[0]}, which needs distill.missing_classes (all, or a list of classes)")
     d = c.data
     for key in ("val_fraction", "test_fraction"):
         if not 0.0 < getattr(d, key) < 1.0:
@@ -308,6 +327,15 @@ def _check_ranges(c: StudyConfig, source: str) -> None:
         fail("distill.alpha", f"must be within [0, 1], got {k.alpha}")
     if len(set(k.withheld_classes)) != len(k.withheld_classes):
         fail("distill.withheld_classes", f"has duplicates: {list(k.withheld_classes)}")
+    _check_choice("distill.loss", k.loss, KD_LOSSES, source)
+    if isinstance(k.missing_classes, str):
+        if k.missing_classes != "all":
+            fail("distill.missing_classes", f"must be all or a list of classes, got {k.missing_classes!r}")
+    elif len(set(k.missing_classes)) != len(k.missing_classes):
+        fail("distill.missing_classes", f"has duplicates: {list(k.missing_classes)}")
+    elif set(k.missing_classes) & set(k.withheld_classes):
+        fail("distill.missing_classes", f"{sorted(set(k.missing_classes) & set(k.withheld_classes))} are withheld "
+             "from every student already")
     if k.examples_per_class is not None and k.examples_per_class < 1:
         fail("distill.examples_per_class", f"must be >= 1 or null, got {k.examples_per_class}")
     s = c.search
@@ -350,6 +378,21 @@ def trajectory_seed(config: StudyConfig, batch_size: int, lr: float) -> int:
     and a longer one can continue a shorter one's checkpoint."""
     lr_bits = int.from_bytes(struct.pack("<d", lr), "little")
     return derive_seed(config.seed, 2, batch_size, lr_bits)
+
+
+def student_seed(config: StudyConfig) -> int:
+    """The seed of every student of every trial of a study: a function of the study seed and
+    ``student.seed`` only, so that trials differ in their teacher and nothing else (common random
+    numbers: the same initial weights, dropout masks and batch order)."""
+    return derive_seed(config.seed, 3, config.student.seed)
+
+
+def missing_classes(config: StudyConfig, n_classes: int) -> tuple[int, ...]:
+    """The classes that get a k-less student: ``all`` but the withheld ones, or the config's list."""
+    chosen = config.distill.missing_classes
+    if isinstance(chosen, str):
+        return tuple(k for k in range(n_classes) if k not in config.distill.withheld_classes)
+    return tuple(chosen)
 
 
 def derive_seed(*entropy: int) -> int:

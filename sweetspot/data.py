@@ -131,12 +131,12 @@ def load_splits(config: DataConfig, seed: int) -> Splits:
     return Splits(config.name, raw.n_classes, x_tr, y_tr, x_va, y_va, x_te, y_te, *stats)
 
 
-def check_classes(classes: tuple[int, ...], n_classes: int) -> None:
+def check_classes(classes: tuple[int, ...], n_classes: int, where: str = "distill.withheld_classes") -> None:
     bad = [c for c in classes if not 0 <= c < n_classes]
     if bad:
-        raise DataError(f"distill.withheld_classes: {bad} not in the dataset (classes are 0 to {n_classes - 1})")
+        raise DataError(f"{where}: {bad} not in the dataset (classes are 0 to {n_classes - 1})")
     if len(classes) >= n_classes:
-        raise DataError(f"distill.withheld_classes: withholding all {n_classes} classes leaves no transfer set")
+        raise DataError(f"{where}: leaving out all {n_classes} classes leaves no transfer set")
 
 
 def transfer_indices(

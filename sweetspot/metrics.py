@@ -86,3 +86,29 @@ def class_accuracy(logits: torch.Tensor, labels: torch.Tensor, classes: tuple[in
 def agreement(logits_a: torch.Tensor, logits_b: torch.Tensor) -> float:
     """Share of examples on which two networks predict the same class."""
     return float((logits_a.argmax(dim=1) == logits_b.argmax(dim=1)).float().mean())
+
+
+def bias_shift(student_logits: torch.Tensor, teacher_logits: torch.Tensor, k: int) -> float:
+    """Hinton's bias correction of a missing class k, chosen without labels: the shift b of the
+    student's logit for k after which it predicts k on exactly as many of these inputs as the
+    teacher does. b may be negative: a student that predicts k too often is corrected down.
+
+    An input is predicted k after the shift iff b exceeds its margin ``max_{j != k} z_j - z_k``;
+    with the margins sorted and n the teacher's count, b lies between the n-th and the (n+1)-th:
+    the midpoint (just below the smallest margin for n = 0, just above the largest for n = N)."""
+    wanted = int((teacher_logits.argmax(dim=1) == k).sum())
+    others = student_logits.clone()
+    others[:, k] = float("-inf")
+    margins = torch.sort(others.max(dim=1).values - student_logits[:, k]).values
+    if wanted == 0:
+        return float(margins[0]) - 1e-4
+    if wanted >= len(margins):
+        return float(margins[-1]) + 1e-4
+    return float(margins[wanted - 1] + margins[wanted]) / 2
+
+
+def shifted(logits: torch.Tensor, k: int, shift: float) -> torch.Tensor:
+    """``logits`` with ``shift`` added to class k's column."""
+    out = logits.clone()
+    out[:, k] += shift
+    return out

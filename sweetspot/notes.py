@@ -16,14 +16,17 @@ def study_note(config: StudyConfig) -> str:
         for i, (m, direction) in enumerate(config.objectives.items())
     )
     withheld = ", ".join(map(str, d.withheld_classes)) or "none"
+    chosen = d.missing_classes
+    missing = chosen if isinstance(chosen, str) else ", ".join(map(str, chosen)) or "none"
     lines = [
         f"# sweetspot study: {config.name}",
         "",
         (
             "Each trial trains a teacher with the batch size and number of epochs below, measures how much "
             "similarity information its soft labels `softmax(z/T)` carry (their mean normalised entropy: 1 = "
-            "uniform, 0 = one-hot), distils a student from them, and scores the student, also on classes the "
-            "student never saw (withheld from the transfer set)."
+            "uniform, 0 = one-hot), and distils students from them: one on the whole transfer set and, for each "
+            "missing class k, one that never sees k (the paper's Table 5), scored on k. Every trial's students "
+            "start from the same weights and see the same batches: only the teacher differs."
         ),
         "",
         "## Objectives",
@@ -45,15 +48,15 @@ def study_note(config: StudyConfig) -> str:
             f"* data: `{config.data.name}`; teacher `{config.teacher.arch}` {dict(config.teacher.options) or ''}; "
             f"student `{config.student.arch}`, {config.student.epochs} epochs at batch {config.student.batch_size}"
         ),
-        f"* distillation: T = {d.temperature:g}, alpha = {d.alpha:g} (weight of the soft term); "
-        f"withheld classes: {withheld}"
+        f"* distillation: T = {d.temperature:g}, alpha = {d.alpha:g} (weight of the soft term), loss `{d.loss}`; "
+        f"missing classes: {missing}; withheld classes: {withheld}"
         + (f"; {d.examples_per_class} transfer examples per class" if d.examples_per_class else ""),
         "",
         "## How to read the trials",
         "",
         (
             "* Larger batches and fewer epochs keep the teacher's entropy high; smaller batches and more epochs "
-            "drive it down toward label smoothing, and the student stops learning the withheld classes."
+            "drive it down toward label smoothing, and the students stop learning the classes they never saw."
         ),
         (
             "* Too little training gives a high entropy but a useless teacher (low `teacher_val_acc`). The sweet "
@@ -80,8 +83,9 @@ def trial_note(params: dict[str, Any], metrics: dict[str, Any], temperature: flo
         "",
         (
             f"Soft-label entropy at T = {temperature:g}: **{fmt(metrics.get('teacher_entropy'))}**; student accuracy "
-            f"**{fmt(metrics.get('student_val_acc'))}**, "
-            f"on the withheld classes **{fmt(metrics.get('student_withheld_acc'))}**."
+            f"**{fmt(metrics.get('student_val_acc'))}**; a student that never saw class k recognises it "
+            f"**{fmt(metrics.get('missing_class_recall'))}** of the time (mean over k), "
+            f"**{fmt(metrics.get('missing_class_recall_corrected'))}** after the bias correction."
         ),
         "",
         "## Entropy of the soft labels over T",
@@ -96,6 +100,12 @@ def trial_note(params: dict[str, Any], metrics: dict[str, Any], temperature: flo
         "|---|---|---|",
         *(f"| `{m}` | {fmt(metrics.get(m))} | {meaning} |" for m, meaning in TRIAL_METRICS.items()),
     ]
+    by_class = metrics.get("missing_class_recall_by_class") or {}
+    corrected = metrics.get("missing_class_recall_corrected_by_class") or {}
+    if by_class:
+        lines += ["", "## Each missing class (the paper's Table 5 row of this teacher)", "",
+                  "| class k | recall of the k-less student | after the bias correction |", "|---|---|---|",
+                  *(f"| {k} | {fmt(v)} | {fmt(corrected.get(k))} |" for k, v in by_class.items())]
     if "reused_from" in metrics:
         lines += ["", f"Same parameters as trial {metrics['reused_from']}: its result is reused, not trained again."]
     return "\n".join(lines) + "\n"

@@ -131,10 +131,11 @@ def train_classifier(
 @torch.no_grad()
 def predict_logits(model: nn.Module, x: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
     """Logits in eval mode and float32 (also inside a bfloat16 autocast: soft labels and metrics are
-    read to 4 digits), in chunks so that large splits fit in memory."""
+    read to 4 digits), in chunks so that large splits fit in memory. N x C, or S x N x C for a
+    stacked model of S networks."""
     model.eval()
     with torch.autocast(x.device.type, enabled=False):
-        return torch.cat([model(x[i : i + chunk]) for i in range(0, len(x), chunk)])
+        return torch.cat([model(x[i : i + chunk]) for i in range(0, len(x), chunk)], dim=-2)
 
 
 def precision_context(precision: str, device: torch.device) -> AbstractContextManager[Any]:
@@ -143,29 +144,71 @@ def precision_context(precision: str, device: torch.device) -> AbstractContextMa
     return torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bfloat16" else nullcontext()
 
 
+# distill.loss: where the temperature's T^2 goes (design.md, and the README's "Conventions")
+KD_LOSSES = ("hinton", "paper")
+
+
+def kd_loss_per_example(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    labels: torch.Tensor,
+    temperature: float,
+    alpha: float,
+    convention: str = "hinton",
+) -> torch.Tensor:
+    """The KD loss of each example (alpha weights the soft term, as design.md fixes it):
+
+    ``hinton``: ``(1 - alpha) * CE(s, y) + alpha * T^2 * KL(softmax(t/T) || softmax(s/T))``;
+    ``paper``:  the same without ``T^2``, the paper's Eq. 4 as printed.
+
+    The KL is summed over classes. ``student_logits`` may carry leading dimensions (stacked
+    students: S x B x C) over one batch of teacher logits and labels (B x C, B); the result has the
+    student logits' shape without the class dimension. T^2 keeps the soft term's gradients on the
+    scale of the hard term's as T grows; without it the hard labels weigh more at a high T.
+    """
+    log_p = F.log_softmax(teacher_logits / temperature, dim=-1)
+    return kd_terms(student_logits, log_p, log_p.exp(), labels, temperature, alpha, convention)
+
+
+def kd_terms(
+    student_logits: torch.Tensor,
+    teacher_log_p: torch.Tensor,
+    teacher_p: torch.Tensor,
+    labels: torch.Tensor,
+    temperature: float,
+    alpha: float,
+    convention: str,
+) -> torch.Tensor:
+    """``kd_loss_per_example`` from the teacher's soft labels at T (and their logarithm), which a
+    training run computes once for the whole transfer set instead of at every step."""
+    log_q = F.log_softmax(student_logits / temperature, dim=-1)
+    soft = (teacher_p * (teacher_log_p - log_q)).sum(dim=-1)
+    log_probs = F.log_softmax(student_logits, dim=-1)
+    hard = -log_probs.gather(-1, labels.expand(student_logits.shape[:-1]).unsqueeze(-1)).squeeze(-1)
+    scale = temperature * temperature if convention == "hinton" else 1.0
+    return (1.0 - alpha) * hard + alpha * scale * soft
+
+
 def kd_loss(
     student_logits: torch.Tensor,
     teacher_logits: torch.Tensor,
     labels: torch.Tensor,
     temperature: float,
     alpha: float,
+    convention: str = "hinton",
 ) -> torch.Tensor:
-    """Hinton's KD loss as design.md fixes it (alpha weights the soft term):
+    """``kd_loss_per_example`` averaged over the batch: the KL is ``reduction="batchmean"``."""
+    return kd_loss_per_example(student_logits, teacher_logits, labels, temperature, alpha, convention).mean()
 
-    ``L = (1 - alpha) * CE(s, y) + alpha * T^2 * KL(softmax(t/T) || softmax(s/T))``,
 
-    the KL summed over classes and averaged over the batch (``reduction="batchmean"``). T^2 keeps
-    the soft term's gradients on the scale of the hard term's as T grows.
-    """
-    t = temperature
-    soft = F.kl_div(
-        F.log_softmax(student_logits / t, dim=1),
-        F.log_softmax(teacher_logits / t, dim=1),
-        reduction="batchmean",
-        log_target=True,
-    )
-    hard = F.cross_entropy(student_logits, labels)
-    return (1.0 - alpha) * hard + alpha * t * t * soft
+def masked_mean(losses: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """The mean loss of the kept examples of each student, summed over students: ``losses`` is
+    (..., B), ``mask`` (..., B) True where a student sees the example. A student whose batch keeps
+    nothing adds 0 (its weights get no gradient from that step)."""
+    if mask is None:
+        return losses.mean(dim=-1).sum()
+    kept = mask.to(losses.dtype)
+    return ((losses * kept).sum(dim=-1) / kept.sum(dim=-1).clamp(min=1.0)).sum()
 
 
 def distill(
@@ -182,19 +225,24 @@ def distill(
     generator: torch.Generator,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     precision: str = "float32",
+    convention: str = "hinton",
+    mask: torch.Tensor | None = None,
 ) -> list[float]:
-    """Train ``student`` on (x, y) with the teacher's cached logits on the same examples."""
+    """Train ``student`` on (x, y) with the teacher's cached logits on the same examples.
+
+    ``mask`` (N, or S x N for S stacked students) keeps some examples from some students: every
+    student walks the same batches in the same order, and each averages its loss over the examples of
+    the batch it keeps (a missing-class student: the transfer set without class k)."""
+    log_p = F.log_softmax(teacher_logits / temperature, dim=-1)  # the soft labels, once for every epoch
+    p = log_p.exp()
+
+    def loss_of_batch(i: torch.Tensor) -> torch.Tensor:
+        losses = kd_terms(student(x[i]), log_p[i], p[i], y[i], temperature, alpha, convention)
+        return masked_mean(losses, None if mask is None else mask[..., i])
+
     return train_loop(
-        student,
-        len(y),
-        lambda i: kd_loss(student(x[i]), teacher_logits[i], y[i], temperature, alpha),
-        optimizer=optimizer,
-        batch_size=batch_size,
-        epochs=epochs,
-        generator=generator,
-        what="student",
-        scheduler=scheduler,
-        precision=precision,
+        student, len(y), loss_of_batch, optimizer=optimizer, batch_size=batch_size, epochs=epochs,
+        generator=generator, what="student", scheduler=scheduler, precision=precision,
     )
 
 

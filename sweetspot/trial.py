@@ -14,21 +14,31 @@ from typing import Any
 import torch
 
 from sweetspot.checkpoints import CheckpointStore, trajectory_key
-from sweetspot.config import ENTROPY_GRID, StudyConfig, batch_size_choices, derive_seed, trajectory_seed
+from sweetspot.config import (
+    ENTROPY_GRID,
+    StudyConfig,
+    batch_size_choices,
+    derive_seed,
+    missing_classes,
+    student_seed,
+    trajectory_seed,
+)
 from sweetspot.data import Splits, check_classes, check_dataset, load_splits, transfer_indices
 from sweetspot.errors import ConfigError, TrainingDiverged
 from sweetspot.metrics import (
     accuracy,
     agreement,
+    bias_shift,
     class_accuracy,
     expected_calibration_error,
     nontarget_entropy,
     normalized_entropy,
     off_target_mass,
+    shifted,
     soft_labels_by_class,
 )
 from sweetspot.models import build_model, check_net
-from sweetspot.students import train_student
+from sweetspot.students import train_students
 from sweetspot.training import predict_logits
 from sweetspot.trajectories import Watch, seeded_run
 
@@ -100,6 +110,8 @@ def prepare(config: StudyConfig, device: torch.device) -> Splits:
     check_net("student", config.student)
     splits = load_splits(config.data, config.seed)
     check_classes(config.distill.withheld_classes, splits.n_classes)
+    if not isinstance(config.distill.missing_classes, str):
+        check_classes(config.distill.missing_classes, splits.n_classes, "distill.missing_classes")
     for net in (config.teacher, config.student):  # options that do not fit the data fail here, not mid-trial
         build_model(net, splits.input_shape, splits.n_classes)
     n_train = len(splits.y_train)
@@ -166,7 +178,8 @@ def run_trial(
     teacher = run.teacher
 
     start = time.perf_counter()
-    index = transfer_indices(splits.y_train, withheld, config.distill.examples_per_class, seed)
+    # the transfer set, like the students' random numbers, depends on the study and not on the trial
+    index = transfer_indices(splits.y_train, withheld, config.distill.examples_per_class, config.seed)
     x_transfer, y_transfer = splits.x_train[index], splits.y_train[index]
     transfer_logits = predict_logits(teacher, x_transfer)  # once; reused by every student epoch
     x_eval, y_eval = splits.evaluation(split)
@@ -176,11 +189,18 @@ def run_trial(
         raise TrainingDiverged("teacher logits are not finite")
 
     start = time.perf_counter()
-    # the student's weights continue torch's global stream and its batch order the teacher's generator
-    student = train_student(config.student, x_transfer, transfer_logits, y_transfer, splits.n_classes,
-                            temperature=temperature, alpha=config.distill.alpha, generator=run.generator)
-    student_eval_logits = predict_logits(student, x_eval)
+    missing = missing_classes(config, splits.n_classes)
+    masks = torch.stack([torch.ones_like(y_transfer, dtype=torch.bool), *(y_transfer != k for k in missing)])
+    seed_of_students = student_seed(config)  # common random numbers: the same in every trial
+    torch.manual_seed(seed_of_students)
+    students = train_students(
+        config.student, x_transfer, transfer_logits, y_transfer, splits.n_classes, masks, temperature=temperature,
+        alpha=config.distill.alpha, generator=torch.Generator().manual_seed(seed_of_students),
+        convention=config.distill.loss,
+    )
+    students_eval = predict_logits(students, x_eval)  # S x N x C: the full student, then one per missing class
     timings["student"] = time.perf_counter() - start
+    student_eval_logits = students_eval[0]
 
     metrics: dict[str, Any] = {
         "teacher_val_acc": accuracy(teacher_eval_logits, y_eval),
@@ -191,8 +211,44 @@ def run_trial(
         "student_val_acc": accuracy(student_eval_logits, y_eval),
         "student_withheld_acc": class_accuracy(student_eval_logits, y_eval, withheld) if withheld else None,
         "student_teacher_agreement": agreement(student_eval_logits, teacher_eval_logits),
+        **missing_class_scores(teacher, students, students_eval[1:], splits, x_eval, y_eval, missing, split),
         "teacher_entropy_by_T": {str(t): normalized_entropy(transfer_logits, t) for t in ENTROPY_GRID},
         "time_s": {**timings, "total": sum(timings.values())},
         **record,
     }
     return TrialOutcome(metrics, teacher, soft_labels_by_class(teacher_eval_logits, y_eval, temperature))
+
+
+def missing_class_scores(
+    teacher: torch.nn.Module, students: torch.nn.Module, missing_eval: torch.Tensor, splits: Splits,
+    x_eval: torch.Tensor, y_eval: torch.Tensor, missing: tuple[int, ...], split: str,
+) -> dict[str, Any]:
+    """The paper's Table 5 for one teacher: each k-less student's recall on k (raw and after the
+    bias correction) and accuracy on all classes, with their means over k. ``missing_eval`` holds the
+    k-less students' logits on the scored split (K x N x C). The bias shift is chosen on the
+    validation inputs without their labels (the teacher's predictions set it), also when the test
+    split is scored."""
+    if not missing:
+        return dict.fromkeys(("missing_class_recall", "missing_class_recall_corrected", "missing_class_acc"))
+    if split == "val":
+        reference, teacher_reference = missing_eval, predict_logits(teacher, splits.x_val)
+    else:
+        reference, teacher_reference = predict_logits(students, splits.x_val)[1:], predict_logits(teacher, splits.x_val)
+    recall, corrected, acc = {}, {}, []
+    for logits, val_logits, k in zip(missing_eval, reference, missing):
+        recall[str(k)] = class_accuracy(logits, y_eval, (k,))
+        shift = bias_shift(val_logits, teacher_reference, k)
+        corrected[str(k)] = class_accuracy(shifted(logits, k, shift), y_eval, (k,))
+        acc.append(accuracy(logits, y_eval))
+    return {
+        "missing_class_recall": _mean(recall.values()),
+        "missing_class_recall_corrected": _mean(corrected.values()),
+        "missing_class_acc": sum(acc) / len(acc),
+        "missing_class_recall_by_class": recall,
+        "missing_class_recall_corrected_by_class": corrected,
+    }
+
+
+def _mean(values: Any) -> float | None:
+    known = [v for v in values if v is not None]
+    return sum(known) / len(known) if known else None

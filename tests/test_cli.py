@@ -20,7 +20,7 @@ def test_run_console_script_completes_a_study_readable_by_optuna(tiny_config_fil
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 'sweetspot.db'}")
     assert len(study.trials) == 3
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
-    assert study.metric_names == ["student_withheld_acc", "teacher_entropy"]
+    assert study.metric_names == ["missing_class_recall", "student_val_acc"]
     assert all(set(TRIAL_METRICS) <= set(t.user_attrs) for t in study.trials)
     # Optuna's own CLI reads the study unchanged
     listed = subprocess.run(
@@ -177,10 +177,10 @@ def test_optuna_dashboard_reads_the_study_with_its_metric_names(cli, tiny_config
     assert summary["study_name"] == "tiny"
     status, detail = _wsgi_get(app, f"/api/studies/{summary['study_id']}")
     assert status.startswith("200")
-    assert detail["objective_names"] == ["student_withheld_acc", "teacher_entropy"]
+    assert detail["objective_names"] == ["missing_class_recall", "student_val_acc"]
     assert len(detail["trials"]) == 2
     attrs = {a["key"] for a in detail["trials"][0]["user_attrs"]}
-    assert {"teacher_entropy", "student_withheld_acc", "seed"} <= attrs
+    assert {"teacher_entropy", "missing_class_recall", "missing_class_recall_by_class", "seed"} <= attrs
 
 
 def test_run_on_mnist_files_with_data_dir_and_a_missing_dataset_is_one_line(cli, write_config, storage_url, tmp_path):
@@ -211,7 +211,7 @@ def test_a_small_convnet_teacher_runs_on_digits(cli, write_config, storage_url):
     assert code == 0 and "1 finished of 1 trials" in out, err
 
 
-def test_transfer_set_flags_override_the_config_and_are_checked(cli, tiny_config_file, storage_url):
+def test_transfer_set_flags_override_the_config_and_are_checked(cli, tiny_config_file, write_config, storage_url):
     code, out, _ = cli(
         "trial", tiny_config_file, "--batch-size", "64", "--epochs", "2", "--format", "json", "--withheld", "0,1",
         "--examples-per-class", "5",
@@ -219,8 +219,15 @@ def test_transfer_set_flags_override_the_config_and_are_checked(cli, tiny_config
     assert code == 0
     base = json.loads(cli("trial", tiny_config_file, "--batch-size", "64", "--epochs", "2", "--format", "json")[1])
     assert json.loads(out)["student_withheld_acc"] != base["student_withheld_acc"]
-    code, _, err = cli("trial", tiny_config_file, "--batch-size", "64", "--epochs", "2", "--withheld", "none")
-    assert code == 2 and "needs distill.withheld_classes" in err
+    code, out, err = cli("trial", tiny_config_file, "--batch-size", "64", "--epochs", "2", "--withheld", "none",
+                         "--format", "json")
+    assert code == 0, err  # the default objectives need no withheld class ...
+    record = json.loads(out)
+    assert record["student_withheld_acc"] is None and len(record["missing_class_recall_by_class"]) == 10
+    withheld_objective = {"objectives": {"student_withheld_acc": "maximize"}}
+    code, _, err = cli("trial", write_config(withheld_objective), "--batch-size", "64", "--epochs", "2", "--withheld",
+                       "none")
+    assert code == 2 and "needs distill.withheld_classes" in err  # ... an objective on the withheld classes does
     code, _, err = cli("trial", tiny_config_file, "--batch-size", "64", "--epochs", "2", "--withheld", "3,x")
     assert code == 2 and "--withheld: must be class numbers" in err
     code, _, err = cli("run", tiny_config_file, "--storage", storage_url, "--withheld", "12", "--no-progress")

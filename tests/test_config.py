@@ -29,7 +29,25 @@ def test_default_config_matches_the_issue():
     assert c.distill.temperature == 9 and c.distill.alpha == 0.99
     assert batch_size_choices(c.search.batch_size) == [16, 32, 64, 128, 256, 512, 1024]
     assert c.search.epochs == (1, 100)
-    assert list(c.objectives.items()) == [("student_withheld_acc", "maximize"), ("teacher_entropy", "maximize")]
+    # chosen by the noise table (README): the Table 5 mean first, then the paper's own target
+    assert list(c.objectives.items()) == [("missing_class_recall", "maximize"), ("student_val_acc", "maximize")]
+    assert c.distill.missing_classes == "all" and c.distill.withheld_classes == () and c.distill.loss == "hinton"
+
+
+def test_missing_classes_and_loss_are_checked_in_one_line():
+    good = config_from_dict({"distill": {"missing_classes": [1, 2], "loss": "paper"}})
+    assert good.distill.missing_classes == (1, 2) and good.distill.loss == "paper"
+    for raw, message in [
+        ({"distill": {"missing_classes": "some"}}, "must be all or a list of classes, got 'some'"),
+        ({"distill": {"missing_classes": [1, 1]}}, "has duplicates"),
+        ({"distill": {"missing_classes": [3], "withheld_classes": [3]}}, "[3] are withheld from every student"),
+        ({"distill": {"loss": "hintn"}}, "(did you mean 'hinton'?) (allowed: hinton, paper)"),
+        ({"distill": {"missing_classes": []}}, "uses missing_class_recall, which needs distill.missing_classes"),
+        ({"student": {"seed": "x"}}, "student.seed must be an integer"),
+    ]:
+        with pytest.raises(ConfigError) as caught:
+            config_from_dict(raw)
+        assert message in str(caught.value) and "\n" not in str(caught.value)
 
 
 def test_config_stored_form_round_trips():

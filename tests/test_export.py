@@ -84,6 +84,10 @@ def test_export_round_trip_yaml_and_json(cli, tiny_config_file, storage_url, tmp
             "student_acc",
             "student_withheld_acc",
             "student_teacher_agreement",
+            "missing_class_recall",
+            "missing_class_recall_corrected",
+            "missing_class_acc",
+            "missing_class_recall_by_class",
             "reproduces_study",
         }
         assert teacher["test"]["reproduces_study"] is True
@@ -96,3 +100,37 @@ def test_export_to_stdout_is_yaml(cli, tiny_config_file, storage_url):
     assert cli("run", tiny_config_file, "--storage", storage_url, "--trials", "1", "--no-progress")[0] == 0
     code, stdout, _ = cli("export", "--storage", storage_url, "--study", "tiny")
     assert code == 0 and yaml.safe_load(stdout)["study"] == "tiny"
+
+
+def test_export_confirm_retrains_each_teacher_with_more_seeds_and_ranks_by_the_mean(cli, tiny_config_file, storage_url,
+                                                                                   tmp_path):
+    import statistics
+
+    from sweetspot.export import CONFIRM_RULE
+
+    assert cli("run", tiny_config_file, "--storage", storage_url, "--trials", "4", "--no-progress")[0] == 0
+    out = tmp_path / "confirmed.yaml"
+    code, stdout, err = cli("export", "--storage", storage_url, "--out", out, "--confirm", "3")
+    assert code == 0, err
+    assert "over 3 teacher seeds" in stdout
+    doc = read_export(out)
+    assert doc["selection_rule"] == CONFIRM_RULE
+    study = optuna.load_study(study_name="tiny", storage=storage_url)
+    names = list(doc["objectives"])
+    for entry in doc["teachers"]:
+        confirmed = entry["confirmed"]
+        trial = study.trials[entry["trial"]]
+        assert len(confirmed["teacher_seeds"]) == 3 == len(set(confirmed["teacher_seeds"]))
+        assert confirmed["teacher_seeds"][0] == trial.user_attrs["seed"]  # the study's own seed first ...
+        for name in names:
+            values = confirmed["values"][name]
+            assert values[0] == trial.user_attrs[name]  # ... whose figures the study holds
+            assert confirmed["mean"][name] == pytest.approx(statistics.fmean(values))
+            assert confirmed["sd"][name] == pytest.approx(statistics.stdev(values))
+        assert confirmed["values"]["teacher_entropy"][1] != confirmed["values"]["teacher_entropy"][0]  # other teachers
+    # ranked by the mean of the first objective (maximised), best first
+    means = [(-e["confirmed"]["mean"][names[0]], -e["confirmed"]["mean"][names[1]], e["trial"])
+             for e in doc["teachers"]]
+    assert means == sorted(means)
+    assert [e["best"] for e in doc["teachers"]] == [True] + [False] * (len(doc["teachers"]) - 1)
+    assert doc["best_trial"] == doc["teachers"][0]["trial"]

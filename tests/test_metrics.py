@@ -95,3 +95,33 @@ def test_soft_labels_by_class_averages_each_true_class():
     expected_0 = (torch.softmax(logits[0] / 2, 0) + torch.softmax(logits[2] / 2, 0)) / 2
     assert torch.allclose(table[0], expected_0) and torch.allclose(table[1], torch.softmax(logits[1] / 2, 0))
     assert torch.isnan(table[2]).all()  # no example of class 2
+
+
+def test_bias_shift_makes_the_student_predict_the_class_as_often_as_the_teacher():
+    from sweetspot.metrics import bias_shift, shifted
+
+    generator = torch.Generator().manual_seed(0)
+    student = torch.randn(200, 5, generator=generator)
+    student[:, 2] -= 5.0  # never predicted: the student never saw class 2
+    teacher = torch.randn(200, 5, generator=generator)
+    teacher[:37, 2] += 100.0  # the teacher predicts 2 on 37 inputs, and only on those
+    teacher[37:, 2] -= 100.0
+    b = bias_shift(student, teacher, 2)
+    assert b > 0 and int((shifted(student, 2, b).argmax(dim=1) == 2).sum()) == 37
+    never = teacher.index_fill(1, torch.tensor([2]), -1e9)  # the teacher never says 2 ...
+    assert int((shifted(student, 2, bias_shift(student, never, 2)).argmax(dim=1) == 2).sum()) == 0
+
+
+def test_bias_shift_lowers_the_bias_of_a_student_that_predicts_the_class_too_often():
+    from sweetspot.metrics import bias_shift, shifted
+
+    generator = torch.Generator().manual_seed(1)
+    student = torch.randn(100, 4, generator=generator)
+    student[:, 1] += 4.0  # says 1 almost always
+    teacher = torch.randn(100, 4, generator=generator)
+    teacher[:, 1] = -50.0
+    teacher[:20, 1] = 50.0  # the teacher says 1 on 20 inputs
+    b = bias_shift(student, teacher, 1)
+    assert b < 0 and int((shifted(student, 1, b).argmax(dim=1) == 1).sum()) == 20
+    everywhere = teacher.index_fill(1, torch.tensor([1]), 1e9)
+    assert int((shifted(student, 1, bias_shift(student, everywhere, 1)).argmax(dim=1) == 1).sum()) == 100

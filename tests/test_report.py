@@ -21,7 +21,7 @@ def _trial(i: int, state: TrialState = TrialState.COMPLETE):
     withheld = min(1.0, entropy * 0.8 + ((i * 11) % 7) / 50)
     attrs = {
         "teacher_entropy": entropy,
-        "student_withheld_acc": withheld,
+        "missing_class_recall": withheld,
         "student_val_acc": 0.8,
         "teacher_val_acc": 0.9,
         "teacher_entropy_by_T": {str(t): min(1.0, entropy * t / 9) for t in ENTROPY_GRID},
@@ -54,7 +54,7 @@ def test_report_of_one_trial_says_what_it_cannot_draw(storage_url, tmp_path):
     page = paths[-1].read_text()
     assert len(_images(page)) == len(FIGURES) and all(i[:8] == b"\x89PNG\r\n\x1a\n" for i in _images(page))
     assert "Spearman&#x27;s rho needs 3 or more distinct trials (have 1)" in page
-    assert "Best trial by student_withheld_acc: <b>trial 0</b>" in page
+    assert "Best trial by missing_class_recall: <b>trial 0</b>" in page
     assert page.count("<tr>") == 2  # header and the one trial
 
 

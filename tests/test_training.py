@@ -125,3 +125,29 @@ def test_predict_logits_stay_float32_inside_a_bfloat16_autocast():
         logits = predict_logits(model, x)
     assert logits.dtype == torch.float32  # ...soft labels and metrics do not
     assert torch.equal(logits, predict_logits(model, x))
+
+
+def test_the_paper_convention_is_eq_4_without_t_squared():
+    g = torch.Generator().manual_seed(2)
+    s, t = torch.randn(4, 5, generator=g), torch.randn(4, 5, generator=g) * 3
+    y = torch.tensor([1, 0, 4, 4])
+    for T, alpha in [(9.0, 0.99), (3.0, 0.5)]:
+        soft_only_hinton = _by_hand(s, t, y, T, 1.0)  # alpha T^2 KL
+        expected = (1 - alpha) * _by_hand(s, t, y, T, 0.0) + alpha * soft_only_hinton / (T * T)
+        assert kd_loss(s, t, y, T, alpha, "paper").item() == pytest.approx(expected, rel=1e-5)
+        assert kd_loss(s, t, y, T, alpha, "hinton").item() == pytest.approx(_by_hand(s, t, y, T, alpha), rel=1e-5)
+
+
+def test_per_example_losses_of_stacked_students_are_each_students_own():
+    from sweetspot.training import kd_loss_per_example, masked_mean
+
+    g = torch.Generator().manual_seed(3)
+    stacked = torch.randn(3, 6, 5, generator=g)  # 3 students, 6 examples, 5 classes
+    t, y = torch.randn(6, 5, generator=g), torch.randint(0, 5, (6,), generator=g)
+    losses = kd_loss_per_example(stacked, t, y, 4.0, 0.9)
+    assert losses.shape == (3, 6)
+    for s in range(3):
+        assert losses[s].mean().item() == pytest.approx(kd_loss(stacked[s], t, y, 4.0, 0.9).item(), rel=1e-6)
+    mask = torch.tensor([[True] * 6, [True, False] * 3, [False] * 6])
+    expected = losses[0].mean() + losses[1][mask[1]].mean() + 0.0  # a student that keeps nothing adds 0
+    assert masked_mean(losses, mask).item() == pytest.approx(expected.item(), rel=1e-6)

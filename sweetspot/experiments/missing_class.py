@@ -4,10 +4,12 @@ A teacher rich in similarity information teaches a class the student never saw; 
 does not. For every class k and temperature T the student is distilled from the teacher's logits
 with every example of k removed from the transfer set, and scored on the examples of k.
 
-Hinton et al. (2015) also raise the missing class's output bias, which the hard-label term keeps
-pushing down because k is never a label. Hinton chose the shift by hand; here it is chosen without
-labels: the smallest shift (never negative) after which the student predicts k on as many
-validation inputs as the teacher does. Both figures are reported.
+The students of one teacher and T are trained at once, as a trial trains them (``students.py``):
+the same initial weights and batch order, each masking its class. Hinton et al. (2015) also shift
+the missing class's output bias, which the hard-label term keeps pushing down because k is never a
+label. Hinton chose the shift by hand; here it is chosen without labels (``metrics.bias_shift``):
+the shift, up or down, after which the student predicts k on as many validation inputs as the
+teacher does. Both figures are reported.
 """
 
 from __future__ import annotations
@@ -15,11 +17,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from sweetspot.data import class_name, transfer_indices
-from sweetspot.experiments.common import Setup, Tick, markdown_table, pct, train_student, train_teacher, write_outputs
-from sweetspot.metrics import class_accuracy, normalized_entropy
+from sweetspot.data import class_name
+from sweetspot.experiments.common import (
+    Setup,
+    Tick,
+    markdown_table,
+    pct,
+    train_missing_class_students,
+    train_teacher,
+    write_outputs,
+)
+from sweetspot.metrics import accuracy, bias_shift, class_accuracy, normalized_entropy, shifted
 from sweetspot.training import predict_logits
 
 TEMPERATURES = (3, 6, 9, 12, 15, 20)  # the paper's Tables 4-6
@@ -31,50 +39,36 @@ def classes(setup: Setup) -> tuple[int, ...]:
 
 
 def work(setup: Setup) -> int:
-    return len(setup.teachers) * len(classes(setup)) * len(TEMPERATURES)
-
-
-def bias_shift(student_logits: torch.Tensor, teacher_logits: torch.Tensor, k: int) -> float:
-    """The smallest b >= 0 such that adding b to the student's logit of class k makes it predict k
-    on as many of these inputs as the teacher does (Hinton's bias correction, chosen without labels).
-
-    An input is predicted k after the shift iff b exceeds its margin ``max_{j != k} z_j - z_k``;
-    so b is the margin just above the n-th smallest, n the teacher's count of k."""
-    wanted = int((teacher_logits.argmax(dim=1) == k).sum())
-    if wanted == 0:
-        return 0.0
-    others = student_logits.clone()
-    others[:, k] = float("-inf")
-    margins = torch.sort(others.max(dim=1).values - student_logits[:, k]).values
-    return max(0.0, float(margins[wanted - 1]) + 1e-4)
+    return len(setup.teachers) * len(TEMPERATURES)
 
 
 def run(setup: Setup, out: Path, tick: Tick) -> list[Path]:
     config, splits = setup.config, setup.splits
     x_eval, y_eval = splits.evaluation(setup.split)
     rows = []
+    ks = classes(setup)
     for spec in setup.teachers:
         teacher = train_teacher(config, splits, spec)
         logits = predict_logits(teacher, splits.x_train)
         teacher_val = predict_logits(teacher, splits.x_val)  # reference for the bias shift: no labels used
         teacher_eval = predict_logits(teacher, x_eval)
-        for k in classes(setup):
-            index = transfer_indices(splits.y_train, (k,), config.distill.examples_per_class, config.seed)
-            for t in TEMPERATURES:
-                student = train_student(config, splits, index, logits, t)
-                shift = bias_shift(predict_logits(student, splits.x_val), teacher_val, k)
-                student_eval = predict_logits(student, x_eval)
-                corrected = student_eval.clone()
-                corrected[:, k] += shift
+        for t in TEMPERATURES:
+            students = train_missing_class_students(config, splits, logits, ks, t)  # one per k, at once
+            students_val, students_eval = predict_logits(students, splits.x_val), predict_logits(students, x_eval)
+            for k, student_val, student_eval in zip(ks, students_val, students_eval):
+                shift = bias_shift(student_val, teacher_val, k)
+                corrected = class_accuracy(shifted(student_eval, k, shift), y_eval, (k,))
                 rows.append({
                     "teacher": spec.label, "class": k, "class_name": class_name(splits.name, k), "temperature": t,
+                    "loss": config.distill.loss,
                     "teacher_entropy": round(normalized_entropy(logits, t), 6),
                     "teacher_acc_on_class": round(class_accuracy(teacher_eval, y_eval, (k,)) or 0.0, 6),
                     "student_acc_on_class": round(class_accuracy(student_eval, y_eval, (k,)) or 0.0, 6),
                     "bias_shift": round(shift, 4),
-                    "corrected_acc_on_class": round(class_accuracy(corrected, y_eval, (k,)) or 0.0, 6),
+                    "corrected_acc_on_class": round(corrected or 0.0, 6),
+                    "student_acc": round(accuracy(student_eval, y_eval), 6),
                 })
-                tick()
+            tick()
     teachers = list(dict.fromkeys(r["teacher"] for r in rows))
     return write_outputs(
         out,
