@@ -4,6 +4,8 @@ student learning rate. The README's noise table and the default objectives come 
 
     .venv/bin/python benchmarks/noise.py [--datasets digits fashion-mnist] [--lrs 0.01 0.001]
         [--student-seeds 5] [--teacher-seeds 3] [--json noise.json] [--data-dir DIR]
+    .venv/bin/python benchmarks/noise.py --datasets fashion-mnist --config studies/fashion-mnist-mlp.yaml
+        --teachers calibrated=1024x3 fixed=256x20 --student-seeds 1 --teacher-seeds 3 --split test
 
 Student noise: one teacher (the trial's own seed), ``--student-seeds`` values of ``student.seed``.
 Teacher noise: ``--teacher-seeds`` teacher seeds, student seed 0. Both on the validation split, T = 9,
@@ -60,6 +62,10 @@ def main() -> None:
     parser.add_argument("--student-seeds", type=int, default=5)
     parser.add_argument("--teacher-seeds", type=int, default=3)
     parser.add_argument("--loss", choices=("hinton", "paper"), default="hinton")
+    parser.add_argument("--config", help="the study config to start from (default: the dataset's, above)")
+    parser.add_argument("--teachers", nargs="+", metavar="LABEL=BATCHxEPOCHS",
+                        help="teachers instead of the dataset's three, e.g. calibrated=1024x3")
+    parser.add_argument("--split", choices=("val", "test"), default="val")
     parser.add_argument("--json", help="also write every run's scores here")
     parser.add_argument("--data-dir")
     args = parser.parse_args()
@@ -69,7 +75,10 @@ def main() -> None:
         store = CheckpointStore(Path(tmp), 8 * 2**30)
         for dataset in args.datasets:
             path, teachers = SETUPS[dataset]
-            raw = load_config(path).to_dict()
+            if args.teachers:
+                teachers = {label: tuple(map(int, spec.split("x"))) for label, _, spec in
+                            (t.partition("=") for t in args.teachers)}
+            raw = load_config(args.config or path).to_dict()
             raw["distill"].update(withheld_classes=[], missing_classes="all", loss=args.loss)
             raw["objectives"] = {"missing_class_recall": "maximize"}
             if args.data_dir:
@@ -85,7 +94,7 @@ def main() -> None:
                     for student, teacher in cells:
                         config = replace(base, student=replace(base.student, lr=lr, seed=student))
                         start = time.perf_counter()
-                        outcome = run_trial(config, splits, params, teacher, checkpoints=store)
+                        outcome = run_trial(config, splits, params, teacher, checkpoints=store, split=args.split)
                         runs.append({"dataset": dataset, "lr": lr, "teacher": label, "batch": batch, "epochs": epochs,
                                      "student_seed": student, "teacher_seed": teacher,
                                      "seconds": round(time.perf_counter() - start, 2), **scores(outcome.metrics)})
@@ -96,8 +105,9 @@ def main() -> None:
 
 
 def print_table(runs: list[dict], args: argparse.Namespace) -> None:
-    print(f"\nmean (student-seed sd, n={args.student_seeds}; teacher-seed sd, n={args.teacher_seeds}), "
-          f"validation split, T = 9, loss {args.loss}\n")
+    over = "student" if args.student_seeds > 1 else "teacher"
+    print(f"\nmean over the {over} seeds (student-seed sd, n={args.student_seeds}; teacher-seed sd, "
+          f"n={args.teacher_seeds}), {args.split} split, T = 9, loss {args.loss}\n")
     print("| dataset | student lr | teacher | " + " | ".join(SHORT[m] for m in METRICS) + " |")
     print("|---|---|---|" + "---|" * len(METRICS))
     keys = list(dict.fromkeys((r["dataset"], r["lr"], r["teacher"]) for r in runs))
@@ -108,8 +118,9 @@ def print_table(runs: list[dict], args: argparse.Namespace) -> None:
         by_teacher = [r for r in mine if r["student_seed"] == 0]
         cells = []
         for m in METRICS:
-            values = [r[m] for r in by_student]
-            cells.append(f"{statistics.mean(values):.3f} ({sd(values):.3f}; {sd([r[m] for r in by_teacher]):.3f})")
+            values = [r[m] for r in by_student] if len(by_student) > 1 else [r[m] for r in by_teacher]
+            cells.append(f"{statistics.mean(values):.3f} ({sd([r[m] for r in by_student]):.3f}; "
+                         f"{sd([r[m] for r in by_teacher]):.3f})")
         print(f"| {dataset} | {lr:g} | {teacher} | " + " | ".join(cells) + " |")
 
 

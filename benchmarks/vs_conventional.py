@@ -39,7 +39,9 @@ def trial_config(data_dir: str | None, precision: str = "float32") -> StudyConfi
     )
     student = StudentConfig(arch="linear", optimizer="adam", lr=0.01, epochs=STUDENT_EPOCHS, batch_size=BATCH)
     return replace(
-        config, student=student, distill=DistillConfig(temperature=T, alpha=ALPHA, withheld_classes=(WITHHELD,))
+        config, student=student,
+        # one student, as the conventional pipeline trains: no k-less students
+        distill=DistillConfig(temperature=T, alpha=ALPHA, withheld_classes=(WITHHELD,), missing_classes=()),
     )
 
 

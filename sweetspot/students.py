@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from sweetspot.config import StudentConfig
+from sweetspot.config import StudentConfig, StudyConfig, student_seed
 from sweetspot.models import build_model
 from sweetspot.training import distill, make_optimizer, make_scheduler
 
@@ -86,6 +86,15 @@ class Stacked(nn.Module):
         single = copy.deepcopy(self._base[0]).to_empty(device=self.weights[0].device)
         single.load_state_dict({n: w[s].detach().clone() for n, w in zip(self.names, self.weights)}, strict=False)
         return single
+
+
+def seeded_for_students(config: StudyConfig) -> torch.Generator:
+    """Seed torch's global RNG (the students' initial weights and dropout) and return the generator of
+    their batch order, both from the study's student seed: the same in every trial and experiment
+    (common random numbers)."""
+    seed = student_seed(config)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
 
 
 def stackable(net: nn.Module) -> bool:

@@ -20,7 +20,6 @@ from sweetspot.config import (
     batch_size_choices,
     derive_seed,
     missing_classes,
-    student_seed,
     trajectory_seed,
 )
 from sweetspot.data import Splits, check_classes, check_dataset, load_splits, transfer_indices
@@ -38,7 +37,7 @@ from sweetspot.metrics import (
     soft_labels_by_class,
 )
 from sweetspot.models import build_model, check_net
-from sweetspot.students import train_students
+from sweetspot.students import seeded_for_students, train_students
 from sweetspot.training import predict_logits
 from sweetspot.trajectories import Watch, seeded_run
 
@@ -191,12 +190,10 @@ def run_trial(
     start = time.perf_counter()
     missing = missing_classes(config, splits.n_classes)
     masks = torch.stack([torch.ones_like(y_transfer, dtype=torch.bool), *(y_transfer != k for k in missing)])
-    seed_of_students = student_seed(config)  # common random numbers: the same in every trial
-    torch.manual_seed(seed_of_students)
+    generator = seeded_for_students(config)  # common random numbers: the same in every trial
     students = train_students(
         config.student, x_transfer, transfer_logits, y_transfer, splits.n_classes, masks, temperature=temperature,
-        alpha=config.distill.alpha, generator=torch.Generator().manual_seed(seed_of_students),
-        convention=config.distill.loss,
+        alpha=config.distill.alpha, generator=generator, convention=config.distill.loss,
     )
     students_eval = predict_logits(students, x_eval)  # S x N x C: the full student, then one per missing class
     timings["student"] = time.perf_counter() - start
@@ -211,7 +208,8 @@ def run_trial(
         "student_val_acc": accuracy(student_eval_logits, y_eval),
         "student_withheld_acc": class_accuracy(student_eval_logits, y_eval, withheld) if withheld else None,
         "student_teacher_agreement": agreement(student_eval_logits, teacher_eval_logits),
-        **missing_class_scores(teacher, students, students_eval[1:], splits, x_eval, y_eval, missing, split),
+        **missing_class_scores(teacher, teacher_eval_logits, students, students_eval[1:], splits, y_eval, missing,
+                               split),
         "teacher_entropy_by_T": {str(t): normalized_entropy(transfer_logits, t) for t in ENTROPY_GRID},
         "time_s": {**timings, "total": sum(timings.values())},
         **record,
@@ -220,18 +218,18 @@ def run_trial(
 
 
 def missing_class_scores(
-    teacher: torch.nn.Module, students: torch.nn.Module, missing_eval: torch.Tensor, splits: Splits,
-    x_eval: torch.Tensor, y_eval: torch.Tensor, missing: tuple[int, ...], split: str,
+    teacher: torch.nn.Module, teacher_eval: torch.Tensor, students: torch.nn.Module, missing_eval: torch.Tensor,
+    splits: Splits, y_eval: torch.Tensor, missing: tuple[int, ...], split: str,
 ) -> dict[str, Any]:
     """The paper's Table 5 for one teacher: each k-less student's recall on k (raw and after the
     bias correction) and accuracy on all classes, with their means over k. ``missing_eval`` holds the
-    k-less students' logits on the scored split (K x N x C). The bias shift is chosen on the
-    validation inputs without their labels (the teacher's predictions set it), also when the test
-    split is scored."""
+    k-less students' logits on the scored split (K x N x C), ``teacher_eval`` the teacher's. The bias
+    shift is chosen on the validation inputs without their labels (the teacher's predictions set it),
+    also when the test split is scored."""
     if not missing:
         return dict.fromkeys(("missing_class_recall", "missing_class_recall_corrected", "missing_class_acc"))
     if split == "val":
-        reference, teacher_reference = missing_eval, predict_logits(teacher, splits.x_val)
+        reference, teacher_reference = missing_eval, teacher_eval
     else:
         reference, teacher_reference = predict_logits(students, splits.x_val)[1:], predict_logits(teacher, splits.x_val)
     recall, corrected, acc = {}, {}, []

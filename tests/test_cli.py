@@ -218,7 +218,9 @@ def test_transfer_set_flags_override_the_config_and_are_checked(cli, tiny_config
     )
     assert code == 0
     base = json.loads(cli("trial", tiny_config_file, "--batch-size", "64", "--epochs", "2", "--format", "json")[1])
-    assert json.loads(out)["student_withheld_acc"] != base["student_withheld_acc"]
+    # the flags replace the config's withheld class 3: 0 and 1 get no k-less student, 3 gets one again
+    assert set(json.loads(out)["missing_class_recall_by_class"]) == {str(k) for k in range(2, 10)}
+    assert set(base["missing_class_recall_by_class"]) == {str(k) for k in range(10) if k != 3}
     code, out, err = cli("trial", tiny_config_file, "--batch-size", "64", "--epochs", "2", "--withheld", "none",
                          "--format", "json")
     assert code == 0, err  # the default objectives need no withheld class ...

@@ -13,12 +13,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from sweetspot.config import NetConfig, StudyConfig, student_seed
+from sweetspot.config import NetConfig, StudyConfig
 from sweetspot.data import Splits
 from sweetspot.errors import ConfigError
 from sweetspot.models import ARCHITECTURES
+from sweetspot.students import seeded_for_students, train_students
 from sweetspot.students import train_student as fit_student
-from sweetspot.students import train_students
 from sweetspot.teachers import net_from_recipe
 from sweetspot.training import predict_logits
 from sweetspot.trajectories import train_teacher as fit_teacher
@@ -107,15 +107,13 @@ def train_student(
     examples ``index`` from ``teacher_logits`` (the teacher's logits on the whole training split).
     ``steps``: train for this many optimizer steps instead of the config's epochs (so that small
     transfer sets get as many updates as the full one). Seeded as every trial seeds its students
-    (``config.student_seed``): the same call gives the same student."""
+    (``students.seeded_for_students``): the same call gives the same student."""
     epochs = None
     if steps is not None:
         epochs = max(1, math.ceil(steps / math.ceil(len(index) / config.student.batch_size)))
-    seed = student_seed(config)
-    torch.manual_seed(seed)
     return fit_student(config.student, splits.x_train[index], teacher_logits[index], splits.y_train[index],
                        splits.n_classes, temperature=temperature, alpha=config.distill.alpha,
-                       generator=torch.Generator().manual_seed(seed), epochs=epochs, convention=config.distill.loss)
+                       generator=seeded_for_students(config), epochs=epochs, convention=config.distill.loss)
 
 
 def train_missing_class_students(
@@ -124,11 +122,9 @@ def train_missing_class_students(
     """One student per class k of ``classes``, each distilled on the training split without k, all at
     once (``students.train_students``, as a trial trains them): a stacked model answering K x N x C."""
     y = splits.y_train
-    seed = student_seed(config)
-    torch.manual_seed(seed)
     return train_students(config.student, splits.x_train, teacher_logits, y, splits.n_classes,
                           torch.stack([y != k for k in classes]), temperature=temperature, alpha=config.distill.alpha,
-                          generator=torch.Generator().manual_seed(seed), convention=config.distill.loss)
+                          generator=seeded_for_students(config), convention=config.distill.loss)
 
 
 def write_outputs(
