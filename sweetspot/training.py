@@ -144,10 +144,6 @@ def precision_context(precision: str, device: torch.device) -> AbstractContextMa
     return torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bfloat16" else nullcontext()
 
 
-# distill.loss: where the temperature's T^2 goes (design.md, and the README's "Conventions")
-KD_LOSSES = ("hinton", "paper")
-
-
 def kd_loss_per_example(
     student_logits: torch.Tensor,
     teacher_logits: torch.Tensor,
