@@ -42,7 +42,7 @@ class Stacked(nn.Module):
         super().__init__()
         params, _ = stack_module_state([base] * copies)
         self.names = list(params)
-        self.weights = nn.ParameterList(nn.Parameter(p.detach().clone()) for p in params.values())
+        self.weights = nn.ParameterList(nn.Parameter(p.detach()) for p in params.values())  # stacking copied them
         self._base = [copy.deepcopy(base).to("meta")]  # the computation only: not a submodule, no weights of its own
         self.dense = isinstance(base, nn.Sequential) and all(isinstance(m, DENSE) for m in base)
 
@@ -158,10 +158,10 @@ def train_students(
         student = copy.deepcopy(base)
         _distill(net, student, x, teacher_logits, y, temperature, alpha, generator, epochs, convention, mask)
         students.append(student)
-    return Sequence(students)
+    return OneByOne(students)
 
 
-class Sequence(nn.Module):
+class OneByOne(nn.Module):
     """Students trained one by one, answering like a Stacked model (S x B x C)."""
 
     def __init__(self, students: list[nn.Module]) -> None:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from sweetspot.config import StudentConfig, config_from_dict, student_seed
-from sweetspot.students import Sequence, Stacked, train_student, train_students
+from sweetspot.students import OneByOne, Stacked, train_student, train_students
 
 N, C = 300, 5
 
@@ -64,7 +64,7 @@ def test_a_network_with_batch_norm_is_trained_one_by_one_and_answers_alike():
     torch.manual_seed(3)
     students = train_students(net, x, teacher, y, C, masks[:3], temperature=4.0, alpha=0.9,
                               generator=torch.Generator().manual_seed(3))
-    assert isinstance(students, Sequence) and students(x[:4]).shape == (3, 4, C)
+    assert isinstance(students, OneByOne) and students(x[:4]).shape == (3, 4, C)
     torch.manual_seed(3)
     alone = train_student(net, x, teacher, y, C, temperature=4.0, alpha=0.9, generator=torch.Generator().manual_seed(3),
                           mask=masks[2])
