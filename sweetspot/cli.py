@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from sweetspot import __version__
+from sweetspot.config import KD_LOSSES
 from sweetspot.errors import ConfigError, SweetspotError
 
 
@@ -112,6 +113,8 @@ def _with_transfer_flags(args: argparse.Namespace, config: Any, *, study: bool =
         changes["withheld_classes"] = list(args.withheld)
     if args.examples_per_class is not None:
         changes["examples_per_class"] = args.examples_per_class
+    if args.loss is not None:
+        changes["loss"] = args.loss
     if not changes:
         return config
     raw = config.to_dict()
@@ -400,6 +403,7 @@ def cmd_trial(args: argparse.Namespace) -> int:
 def cmd_experiment(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
+    from sweetspot.checkpoints import CheckpointStore
     from sweetspot.config import load_config
     from sweetspot.experiments import EXPERIMENTS, Setup, parse_teacher, teacher_from_export
     from sweetspot.files import read_export
@@ -426,7 +430,11 @@ def cmd_experiment(args: argparse.Namespace) -> int:
             f"--classes: {','.join(map(str, args.classes)) or 'none'} is not a list of classes "
             f"0 to {splits.n_classes - 1}"
         )
-    setup = Setup(config, splits, tuple(teachers), args.split, args.classes)
+    checkpoints = None
+    if args.checkpoints:
+        with _given("--checkpoints"):
+            checkpoints = CheckpointStore(Path(args.checkpoints), args.checkpoint_mb * 2**20)
+    setup = Setup(config, splits, tuple(teachers), args.split, args.classes, args.teacher_seeds, checkpoints)
     with _given("--classes"):
         work = experiment.work(setup)  # checks what an experiment needs of its classes
     with tqdm(total=work, unit="step", disable=args.no_progress) as bar:
@@ -595,6 +603,11 @@ def _option_groups() -> dict[str, argparse.ArgumentParser]:
         type=_positive_int,
         metavar="N",
         help="keep N transfer examples per class (default: the config's)",
+    )
+    transfer.add_argument(
+        "--loss",
+        choices=KD_LOSSES,
+        help="distillation loss convention: hinton (a T^2 KL) or paper (Eq. 4 as printed) (default: the config's)",
     )
     common = _Parser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -768,6 +781,26 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="K,K",
         help="missing-class: the classes to leave out in turn (default: all); "
         "penultimate: its three classes (default: 0,1,2)",
+    )
+    experiment.add_argument(
+        "--teacher-seeds",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="train every teacher with N seeds and report mean ± sd over them (default: 1)",
+    )
+    experiment.add_argument(
+        "--checkpoints",
+        metavar="DIR",
+        help="keep trained teachers here and reuse them in later experiments (or a study's checkpoint folder, "
+        "to reuse its trials' teachers); default: train every teacher afresh, keep none",
+    )
+    experiment.add_argument(
+        "--checkpoint-mb",
+        type=_positive_int,
+        default=2048,
+        metavar="MB",
+        help="size bound of the --checkpoints folder; least recently used files go first (default: 2048)",
     )
     experiment.add_argument("--no-progress", action="store_true", help="no progress bar")
 

@@ -18,12 +18,12 @@ import yaml
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from sweetspot.config import TRIAL_METRICS, StudyConfig, derive_seed
+from sweetspot.config import TRIAL_METRICS, StudyConfig
 from sweetspot.data import Splits
 from sweetspot.errors import ConfigError, StorageError
 from sweetspot.study import metric_names
 from sweetspot.teachers import teacher_recipe
-from sweetspot.trial import params_from_dict, run_trial
+from sweetspot.trial import params_from_dict, run_trial, teacher_seeds
 
 SELECTION_RULE = (
     "Pareto-optimal trials ordered by the first objective (best first), ties broken by the "
@@ -107,7 +107,7 @@ def confirm(config: StudyConfig, splits: Splits, trials: list[FrozenTrial], n_se
     out: dict[int, dict[str, Any]] = {}
     for trial in trials:
         own = trial.user_attrs["seed"]
-        seeds = [own, *(derive_seed(own, 4, i) for i in range(1, n_seeds))]
+        seeds = teacher_seeds(own, n_seeds)
         params = params_from_dict(trial.params)
         runs = [trial.user_attrs] + [run_trial(config, splits, params, s).metrics for s in seeds[1:]]
         values = {m: [r.get(m) for r in runs] for m in TRIAL_METRICS if all(r.get(m) is not None for r in runs)}

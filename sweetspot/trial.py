@@ -6,6 +6,8 @@ No Optuna here: ``objective.py`` wraps this for ``study.optimize``; ``sweetspot 
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import re
 import time
 from dataclasses import dataclass
@@ -16,6 +18,7 @@ import torch
 from sweetspot.checkpoints import CheckpointStore, trajectory_key
 from sweetspot.config import (
     ENTROPY_GRID,
+    NetConfig,
     StudyConfig,
     batch_size_choices,
     derive_seed,
@@ -131,13 +134,27 @@ def trial_seed(config: StudyConfig, number: int, params: TeacherParams) -> int:
     return trajectory_seed(config, params.batch_size, params.lr(config))
 
 
+def teacher_seeds(own: int, n: int) -> list[int]:
+    """``n`` teacher seeds for one teacher: its own first, then seeds derived from it. Shared by
+    ``export --confirm`` and ``experiment --teacher-seeds``, so the same teacher gets the same seeds."""
+    return [own, *(derive_seed(own, 4, i) for i in range(1, n))]
+
+
 def path_key(config: StudyConfig, params: TeacherParams, seed: int, device: torch.device) -> str:
-    """Names the teacher's training path: everything that decides it except the epochs. The device
-    type and thread count are in it because they change the floating-point sums."""
+    """Names a trial teacher's training path (``teacher_key`` of the config's teacher)."""
+    return teacher_key(config, config.teacher, params.lr(config), params.batch_size, seed, device)
+
+
+def teacher_key(
+    config: StudyConfig, net: NetConfig, lr: float, batch_size: int, seed: int, device: torch.device
+) -> str:
+    """Names a teacher's training path: everything that decides it except the epochs, so that runs
+    of the same path continue each other's checkpoints (trials, and experiments given a checkpoint
+    folder). The device type and thread count are in it because they change the floating-point sums."""
     data = config.fingerprint()["data"]
     return trajectory_key({
-        "teacher": config.to_dict()["teacher"], "lr": params.lr(config),
-        "batch_size": params.batch_size, "seed": seed, "data": data, "split_seed": config.seed,
+        "teacher": json.loads(json.dumps(dataclasses.asdict(net))), "lr": lr,
+        "batch_size": batch_size, "seed": seed, "data": data, "split_seed": config.seed,
         "device": device.type, "threads": torch.get_num_threads(), "torch": torch.__version__,
     })
 

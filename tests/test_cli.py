@@ -321,6 +321,8 @@ def _sample_tokens(action) -> list[str]:
         token = "7"
     elif action.type is _classes:
         token = "1,2"
+    elif action.choices:
+        token = next(c for c in action.choices if c != action.default)
     else:
         token = f"value-of-{action.dest}"
     return [token] if not action.option_strings else [action.option_strings[0], token]

@@ -10,11 +10,12 @@ from sweetspot.config import NetConfig
 from sweetspot.errors import ConfigError
 from sweetspot.experiments import EXPERIMENTS, TeacherSpec, parse_teacher, teacher_from_export
 from sweetspot.experiments.examples_per_class import enough
-from sweetspot.experiments.kd_vs_ls import SIDE_MARGIN, smoothing_logits
+from sweetspot.experiments.kd_vs_ls import SIDE_MARGIN, side, smoothing_logits
 from sweetspot.experiments.missing_class import TEMPERATURES as MISSING_TS
 from sweetspot.experiments.penultimate import cluster_shape, project
 from sweetspot.experiments.temperature import TEMPERATURES, around
 from sweetspot.training import label_smoothing_targets
+from sweetspot.trial import teacher_seeds
 
 TEACHERS = ("--teacher", "short=256:1", "--teacher", "long=32:8")
 
@@ -208,6 +209,58 @@ def test_kd_vs_ls_places_each_teacher_on_a_side(cli, tiny_config_file, tmp_path)
         assert r["side"] == ("KD" if float(r["gap"]) > SIDE_MARGIN else "LS")
 
 
+def test_teacher_seeds_make_the_tables_means_and_sds_over_the_seeds(cli, tiny_config_file, tmp_path):
+    code, _, err = cli(
+        "experiment", "missing-class", tiny_config_file, *TEACHERS, "--classes", "3,7", "--teacher-seeds", "2",
+        "--loss", "paper", "--out", tmp_path, "--no-progress",
+    )
+    assert code == 0, err
+    rows = rows_of(tmp_path / "missing-class.csv")
+    assert len(rows) == 2 * 2 * 2 * len(MISSING_TS) and {r["loss"] for r in rows} == {"paper"}
+    for teacher in ("short", "long"):
+        mine = [r for r in rows if r["teacher"] == teacher]
+        # the spec's own seed first, then the seeds `export --confirm` would give the same teacher
+        assert list(dict.fromkeys(int(r["teacher_seed"]) for r in mine)) == teacher_seeds(0, 2)
+        first, second = ([float(r["teacher_entropy"]) for r in mine if int(r["teacher_seed"]) == s]
+                         for s in teacher_seeds(0, 2))
+        assert first != second  # two different teachers, not one counted twice
+    # the mean row: per seed the mean over the missing classes, then mean ± sd over the seeds
+    at_9 = [r for r in rows if r["teacher"] == "short" and r["temperature"] == "9"]
+    per_seed = [sum(float(r["student_acc_on_class"]) for r in at_9 if r["teacher_seed"] == str(s)) / 2
+                for s in teacher_seeds(0, 2)]
+    mean, sd = sum(per_seed) / 2, abs(per_seed[0] - per_seed[1]) / math.sqrt(2)
+    markdown = (tmp_path / "missing-class.md").read_text()
+    short = markdown.split("### short")[1].split("###")[0]
+    mean_row = next(line for line in short.splitlines() if line.startswith("| **mean**"))
+    assert mean_row.split(" | ")[1 + MISSING_TS.index(9)] == f"**{100 * mean:.1f} ± {100 * sd:.1f}**"
+    assert "mean ± sd over 2 teacher seeds" in markdown
+
+
+def test_a_checkpoint_folder_keeps_the_teachers_for_the_next_experiment(cli, tiny_config_file, tmp_path):
+    args = ("experiment", "kd-vs-ls", tiny_config_file, *TEACHERS, "--no-progress")
+    assert cli(*args, "--out", tmp_path / "fresh")[0] == 0
+    assert cli(*args, "--out", tmp_path / "kept", "--checkpoints", tmp_path / "ckpt")[0] == 0
+    # keeping the teachers changes no figure
+    assert (tmp_path / "kept" / "kd-vs-ls.csv").read_text() == (tmp_path / "fresh" / "kd-vs-ls.csv").read_text()
+    stored = sorted((tmp_path / "ckpt").glob("*.ckpt"))
+    assert len(stored) == 2  # one per teacher, at its last epoch
+    for path in stored:  # zero the stored teachers: a run that reads them sees uniform soft labels
+        state = torch.load(path, weights_only=True)
+        state["model"] = {k: torch.zeros_like(v) for k, v in state["model"].items()}
+        torch.save(state, path)
+    assert cli(*args, "--out", tmp_path / "reused", "--checkpoints", tmp_path / "ckpt")[0] == 0
+    rows = rows_of(tmp_path / "reused" / "kd-vs-ls.csv")
+    assert [float(r["teacher_entropy"]) for r in rows] == [1.0, 1.0]  # read back, not trained again
+    assert [float(r["gamma"]) for r in rows] == pytest.approx([1.0, 1.0])  # all of the mass off the target
+
+
+def test_the_side_needs_a_mean_gap_above_the_margin_and_above_twice_its_sd():
+    assert side([0.05]) == "KD" and side([0.0]) == "LS" and side([SIDE_MARGIN]) == "LS"
+    assert side([0.05, 0.06, 0.04]) == "KD"
+    assert side([0.09, -0.03, 0.10]) == "unclear"  # mean 0.053, sd 0.072: within the noise
+    assert side([0.02, -0.03, 0.02]) == "LS"
+
+
 def test_experiment_input_errors_are_one_line(cli, tiny_config_file, tmp_path):
     code, _, err = cli("experiment", "entropy-vs-temperature")
     assert code == 2 and "name at least one teacher" in err
@@ -225,6 +278,8 @@ def test_experiment_input_errors_are_one_line(cli, tiny_config_file, tmp_path):
         (("missing-class", "--teacher", "1:1", "--classes", "3,12"), "classes 0 to 9"),
         (("missing-class", "--teacher", "1:1", "--classes", "none"), "classes 0 to 9"),
         (("kd-vs-ls", "--teacher", "1:1", "--withheld", "10"), "not in the dataset"),
+        (("kd-vs-ls", "--teacher", "1:1", "--teacher-seeds", "0"), "--teacher-seeds"),
+        (("kd-vs-ls", "--teacher", "1:1", "--loss", "t2"), "--loss: invalid choice: 't2'"),
     ]:
         code, _, err = cli("experiment", args[0], tiny_config_file, *args[1:], "--out", tmp_path)
         assert code == 2 and message in err and err.count("\n") == 1, (args, err)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import math
+import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from sweetspot.checkpoints import CheckpointStore
 from sweetspot.config import NetConfig, StudyConfig
 from sweetspot.data import Splits
 from sweetspot.errors import ConfigError
@@ -21,7 +23,9 @@ from sweetspot.students import seeded_for_students, train_students
 from sweetspot.students import train_student as fit_student
 from sweetspot.teachers import net_from_recipe
 from sweetspot.training import predict_logits
+from sweetspot.trajectories import seeded_run
 from sweetspot.trajectories import train_teacher as fit_teacher
+from sweetspot.trial import teacher_key, teacher_seeds
 
 Tick = Callable[[], None]  # advances the progress bar by one unit of work
 
@@ -43,13 +47,21 @@ class TeacherSpec:
 class Setup:
     """Everything an experiment reads: the config (its student, distillation and transfer-set
     settings), the data on the device, the teachers, the split students are scored on, and the
-    classes an experiment is asked to look at (None: its default)."""
+    classes an experiment is asked to look at (None: its default), and how many teacher seeds each
+    teacher is trained with (its figures are then means and sds over them)."""
 
     config: StudyConfig
     splits: Splits
     teachers: Sequence[TeacherSpec]
     split: str = "val"
     classes: tuple[int, ...] | None = None
+    teacher_seeds: int = 1
+    checkpoints: CheckpointStore | None = None  # where teachers are kept between experiments (None: nowhere)
+
+    def seeded(self, spec: TeacherSpec) -> list[TeacherSpec]:
+        """``spec`` once per teacher seed: its own seed first, then the seeds ``export --confirm``
+        gives the same teacher (``trial.teacher_seeds``)."""
+        return [replace(spec, seed=s) for s in teacher_seeds(spec.seed, self.teacher_seeds)]
 
 
 def parse_teacher(text: str) -> TeacherSpec:
@@ -81,17 +93,24 @@ def teacher_from_export(document: dict[str, Any], dataset: str | None = None) ->
     )
 
 
-def train_teacher(config: StudyConfig, splits: Splits, spec: TeacherSpec) -> nn.Module:
-    """The teacher ``spec`` describes, trained on the whole training split (every class)."""
+def train_teacher(setup: Setup, spec: TeacherSpec) -> nn.Module:
+    """The teacher ``spec`` describes, trained on the whole training split (every class), seeded as
+    a trial seeds it. With a checkpoint folder, a teacher trained before on the same path (by another
+    experiment, or by a study's trial) is continued from its longest stored prefix, not retrained."""
+    config, splits = setup.config, setup.splits
     net = spec.net or config.teacher
     if spec.net is None and spec.arch not in (None, config.teacher.arch):
         net = replace(config.teacher, arch=spec.arch, options={})
-    return fit_teacher(net, splits, spec.batch_size, spec.epochs, net.lr, spec.seed)
+    if setup.checkpoints is None:
+        return fit_teacher(net, splits, spec.batch_size, spec.epochs, net.lr, spec.seed)
+    key = teacher_key(config, net, net.lr, spec.batch_size, spec.seed, splits.x_train.device)
+    run = seeded_run(net, splits, spec.batch_size, spec.epochs, net.lr, spec.seed, store=setup.checkpoints, key=key)
+    return run.teacher
 
 
-def transfer_logits(config: StudyConfig, splits: Splits, spec: TeacherSpec) -> torch.Tensor:
+def transfer_logits(setup: Setup, spec: TeacherSpec) -> torch.Tensor:
     """The trained teacher's logits on the training split: computed once, indexed by every student."""
-    return predict_logits(train_teacher(config, splits, spec), splits.x_train)
+    return predict_logits(train_teacher(setup, spec), setup.splits.x_train)
 
 
 def train_student(
@@ -164,3 +183,35 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 def pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}"
+
+
+def mean_sd(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def spread(values: Sequence[float | None], scale: float = 100, digits: int = 1) -> str:
+    """``mean ± sd`` of ``values`` times ``scale`` (a percentage by default); the mean alone for one
+    value; "-" where there is none."""
+    present = [v for v in values if v is not None]
+    if not present:
+        return "-"
+    mean, sd = mean_sd(present)
+    text = f"{scale * mean:.{digits}f}"
+    return text if len(present) == 1 else f"{text} ± {scale * sd:.{digits}f}"
+
+
+def by(rows: Sequence[dict[str, Any]], **match: Any) -> list[dict[str, Any]]:
+    """The rows whose fields equal ``match``."""
+    return [r for r in rows if all(r[k] == v for k, v in match.items())]
+
+
+def column(rows: Sequence[dict[str, Any]], key: str) -> list[Any]:
+    return [r[key] for r in rows]
+
+
+def seeds_note(setup: Setup) -> str:
+    """What a table's ± means, for its caption."""
+    if setup.teacher_seeds == 1:
+        return "one teacher seed per teacher (no sd: run with --teacher-seeds 3 or more for mean ± sd)"
+    return f"mean ± sd over {setup.teacher_seeds} teacher seeds per teacher"

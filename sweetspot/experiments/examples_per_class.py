@@ -13,7 +13,19 @@ from pathlib import Path
 from typing import Any
 
 from sweetspot.data import transfer_indices
-from sweetspot.experiments.common import Setup, Tick, markdown_table, pct, train_student, transfer_logits, write_outputs
+from sweetspot.experiments.common import (
+    Setup,
+    Tick,
+    by,
+    column,
+    markdown_table,
+    mean_sd,
+    seeds_note,
+    spread,
+    train_student,
+    transfer_logits,
+    write_outputs,
+)
 from sweetspot.metrics import accuracy
 from sweetspot.training import predict_logits
 
@@ -30,7 +42,7 @@ def counts(setup: Setup) -> list[int | None]:
 
 
 def work(setup: Setup) -> int:
-    return len(setup.teachers) * len(counts(setup))
+    return len(setup.teachers) * setup.teacher_seeds * len(counts(setup))
 
 
 def run(setup: Setup, out: Path, tick: Tick) -> list[Path]:
@@ -41,53 +53,61 @@ def run(setup: Setup, out: Path, tick: Tick) -> list[Path]:
     steps = config.student.epochs * math.ceil(len(full) / config.student.batch_size)
     rows = []
     for spec in setup.teachers:
-        logits = transfer_logits(config, splits, spec)
-        for n in counts(setup):
-            index = transfer_indices(splits.y_train, withheld, n, config.seed)
-            student = train_student(config, splits, index, logits, config.distill.temperature, steps=steps)
-            rows.append(
-                {
-                    "teacher": spec.label,
-                    "examples_per_class": "all" if n is None else n,
-                    "transfer_examples": len(index),
-                    "student_acc": round(accuracy(predict_logits(student, x_eval), y_eval), 6),
-                }
-            )
-            tick()
+        for seeded in setup.seeded(spec):
+            logits = transfer_logits(setup, seeded)
+            for n in counts(setup):
+                index = transfer_indices(splits.y_train, withheld, n, config.seed)
+                student = train_student(config, splits, index, logits, config.distill.temperature, steps=steps)
+                rows.append(
+                    {
+                        "teacher": spec.label,
+                        "teacher_seed": seeded.seed,
+                        "examples_per_class": "all" if n is None else n,
+                        "transfer_examples": len(index),
+                        "student_acc": round(accuracy(predict_logits(student, x_eval), y_eval), 6),
+                    }
+                )
+                tick()
     teachers = list(dict.fromkeys(r["teacher"] for r in rows))
     return write_outputs(
-        out, NAME, rows, _markdown(rows, teachers, setup.split), lambda fig: _draw(fig, rows, teachers), (6.5, 4.2)
+        out, NAME, rows, _markdown(rows, teachers, setup), lambda fig: _draw(fig, rows, teachers), (6.5, 4.2)
     )
 
 
+def _curve(rows: list[dict[str, Any]]) -> dict[int | str, list[float]]:
+    """One teacher's accuracies by examples per class, one value per teacher seed."""
+    return {n: column(by(rows, examples_per_class=n), "student_acc") for n in dict.fromkeys(
+        column(rows, "examples_per_class"))}
+
+
 def enough(rows: list[dict[str, Any]]) -> int | str | None:
-    """The smallest examples-per-class whose accuracy is within WITHIN of the full transfer set's."""
-    full = next(r["student_acc"] for r in rows if r["examples_per_class"] == "all")
-    return next((r["examples_per_class"] for r in rows if r["student_acc"] >= full - WITHIN), None)
+    """The smallest examples-per-class whose mean accuracy (over the teacher seeds) is within WITHIN
+    of the full transfer set's."""
+    means = {n: mean_sd(accs)[0] for n, accs in _curve(rows).items()}
+    return next((n for n, acc in means.items() if acc >= means["all"] - WITHIN), None)
 
 
-def _markdown(rows: list[dict[str, Any]], teachers: list[str], split: str) -> str:
+def _markdown(rows: list[dict[str, Any]], teachers: list[str], setup: Setup) -> str:
     sizes = list(dict.fromkeys(r["examples_per_class"] for r in rows))
     table = []
     for teacher in teachers:
-        mine = [r for r in rows if r["teacher"] == teacher]
-        table.append([teacher, *(pct(r["student_acc"]) for r in mine), enough(mine)])
+        mine = by(rows, teacher=teacher)
+        table.append([teacher, *(spread(accs) for accs in _curve(mine).values()), enough(mine)])
     return (
-        f"Student accuracy (%) on the {split} split by transfer examples per class; the last column is the "
-        f"smallest number within {100 * WITHIN:.0f} point of the full transfer set.\n\n"
-        + markdown_table(["teacher", *map(str, sizes), "enough"], table)
+        f"Student accuracy (%) on the {setup.split} split by transfer examples per class ({seeds_note(setup)}); the "
+        f"last column is the smallest number whose mean is within {100 * WITHIN:.0f} point of the full transfer "
+        "set's.\n\n" + markdown_table(["teacher", *map(str, sizes), "enough"], table)
     )
 
 
 def _draw(fig: Any, rows: list[dict[str, Any]], teachers: list[str]) -> None:
     ax = fig.subplots()
-    for teacher in teachers:
-        mine = [r for r in rows if r["teacher"] == teacher]
-        sized = [r for r in mine if r["examples_per_class"] != "all"]
-        (line,) = ax.plot(
-            [r["examples_per_class"] for r in sized], [100 * r["student_acc"] for r in sized], marker="o", label=teacher
-        )
-        ax.axhline(100 * mine[-1]["student_acc"], color=line.get_color(), linestyle=":", linewidth=1)
+    for i, teacher in enumerate(teachers):
+        curve = {n: mean_sd(accs) for n, accs in _curve(by(rows, teacher=teacher)).items()}
+        sized = [n for n in curve if n != "all"]
+        ax.errorbar(sized, [100 * curve[n][0] for n in sized], yerr=[100 * curve[n][1] for n in sized], marker="o",
+                    capsize=2, color=f"C{i}", label=teacher)
+        ax.axhline(100 * curve["all"][0], color=f"C{i}", linestyle=":", linewidth=1)
     ax.set(
         xscale="log",
         xlabel="transfer examples per class",

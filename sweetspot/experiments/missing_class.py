@@ -14,15 +14,21 @@ teacher does. Both figures are reported.
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 from typing import Any
 
 from sweetspot.data import class_name
 from sweetspot.experiments.common import (
     Setup,
+    TeacherSpec,
     Tick,
+    by,
+    column,
     markdown_table,
-    pct,
+    mean_sd,
+    seeds_note,
+    spread,
     train_missing_class_students,
     train_teacher,
     write_outputs,
@@ -39,77 +45,82 @@ def classes(setup: Setup) -> tuple[int, ...]:
 
 
 def work(setup: Setup) -> int:
-    return len(setup.teachers) * len(TEMPERATURES)
+    return len(setup.teachers) * setup.teacher_seeds * len(TEMPERATURES)
 
 
 def run(setup: Setup, out: Path, tick: Tick) -> list[Path]:
-    config, splits = setup.config, setup.splits
-    x_eval, y_eval = splits.evaluation(setup.split)
+    x_eval, y_eval = setup.splits.evaluation(setup.split)
     rows = []
     ks = classes(setup)
     for spec in setup.teachers:
-        teacher = train_teacher(config, splits, spec)
-        logits = predict_logits(teacher, splits.x_train)
-        teacher_val = predict_logits(teacher, splits.x_val)  # reference for the bias shift: no labels used
-        teacher_eval = predict_logits(teacher, x_eval)
-        for t in TEMPERATURES:
-            students = train_missing_class_students(config, splits, logits, ks, t)  # one per k, at once
-            students_val, students_eval = predict_logits(students, splits.x_val), predict_logits(students, x_eval)
-            for k, student_val, student_eval in zip(ks, students_val, students_eval):
-                shift = bias_shift(student_val, teacher_val, k)
-                corrected = class_accuracy(shifted(student_eval, k, shift), y_eval, (k,))
-                rows.append({
-                    "teacher": spec.label, "class": k, "class_name": class_name(splits.name, k), "temperature": t,
-                    "loss": config.distill.loss,
-                    "teacher_entropy": round(normalized_entropy(logits, t), 6),
-                    "teacher_acc_on_class": round(class_accuracy(teacher_eval, y_eval, (k,)) or 0.0, 6),
-                    "student_acc_on_class": round(class_accuracy(student_eval, y_eval, (k,)) or 0.0, 6),
-                    "bias_shift": round(shift, 4),
-                    "corrected_acc_on_class": round(corrected or 0.0, 6),
-                    "student_acc": round(accuracy(student_eval, y_eval), 6),
-                })
-            tick()
+        for seeded in setup.seeded(spec):
+            rows += _students(setup, seeded, ks, x_eval, y_eval, tick)
     teachers = list(dict.fromkeys(r["teacher"] for r in rows))
     return write_outputs(
         out,
         NAME,
         rows,
-        _markdown(rows, teachers, setup.split),
+        _markdown(rows, teachers, setup),
         lambda fig: _draw(fig, rows, teachers),
         (4.2 * (len(teachers) + 1), 3.8),
     )
 
 
-def _cell(rows: list[dict[str, Any]], key: str) -> float:
-    return sum(r[key] for r in rows) / len(rows)
+def _students(setup: Setup, spec: TeacherSpec, ks: tuple[int, ...], x_eval: Any, y_eval: Any,
+              tick: Tick) -> list[dict[str, Any]]:
+    """One teacher at one seed: at each T, its K students (one per missing class, trained at once)."""
+    config, splits = setup.config, setup.splits
+    rows = []
+    teacher = train_teacher(setup, spec)
+    logits = predict_logits(teacher, splits.x_train)
+    teacher_val = predict_logits(teacher, splits.x_val)  # reference for the bias shift: no labels used
+    teacher_eval = predict_logits(teacher, x_eval)
+    for t in TEMPERATURES:
+        students = train_missing_class_students(config, splits, logits, ks, t)  # one per k, at once
+        students_val, students_eval = predict_logits(students, splits.x_val), predict_logits(students, x_eval)
+        for k, student_val, student_eval in zip(ks, students_val, students_eval):
+            shift = bias_shift(student_val, teacher_val, k)
+            corrected = class_accuracy(shifted(student_eval, k, shift), y_eval, (k,))
+            rows.append({
+                "teacher": spec.label, "teacher_seed": spec.seed,
+                "class": k, "class_name": class_name(splits.name, k), "temperature": t,
+                "loss": config.distill.loss,
+                "teacher_entropy": round(normalized_entropy(logits, t), 6),
+                "teacher_acc_on_class": round(class_accuracy(teacher_eval, y_eval, (k,)) or 0.0, 6),
+                "student_acc_on_class": round(class_accuracy(student_eval, y_eval, (k,)) or 0.0, 6),
+                "bias_shift": round(shift, 4),
+                "corrected_acc_on_class": round(corrected or 0.0, 6),
+                "student_acc": round(accuracy(student_eval, y_eval), 6),
+            })
+        tick()
+    return rows
 
 
-def _markdown(rows: list[dict[str, Any]], teachers: list[str], split: str) -> str:
-    intro = (f"Student accuracy (%) on the class missing from the transfer set ({split} split): "
-             "raw / with Hinton's bias correction.\n")
-    parts = [intro]
+def _class_means(rows: list[dict[str, Any]], key: str) -> list[float]:
+    """Table 5's mean row at one T for one teacher: the mean over the missing classes, one value per
+    teacher seed (so its sd is the teacher-seed sd of the mean, not of a single class)."""
+    seeds = dict.fromkeys(r["teacher_seed"] for r in rows)
+    return [statistics.fmean(column(by(rows, teacher_seed=s), key)) for s in seeds]
+
+
+def _markdown(rows: list[dict[str, Any]], teachers: list[str], setup: Setup) -> str:
+    loss = rows[0]["loss"]
+    parts = [
+        f"Student accuracy (%) on the class missing from the transfer set ({setup.split} split, loss {loss}; "
+        f"{seeds_note(setup)}). Rows: the missing class (raw); the mean over the classes, raw and with Hinton's "
+        "bias correction; the teacher's entropy at T.\n"
+    ]
     for teacher in teachers:
-        mine = [r for r in rows if r["teacher"] == teacher]
+        mine = by(rows, teacher=teacher)
         table = []
-        for k in dict.fromkeys(r["class"] for r in mine):
-            cells = [r for r in mine if r["class"] == k]
-            table.append(
-                [
-                    cells[0]["class_name"],
-                    *(f"{pct(r['student_acc_on_class'])} / {pct(r['corrected_acc_on_class'])}" for r in cells),
-                ]
-            )
-        by_t = [[r for r in mine if r["temperature"] == t] for t in TEMPERATURES]
-        table.append(
-            [
-                "**mean**",
-                *(
-                    f"**{pct(_cell(c, 'student_acc_on_class'))} / {pct(_cell(c, 'corrected_acc_on_class'))}**"
-                    for c in by_t
-                ),
-            ]
-        )
-        table.append(["entropy at T", *(f"{c[0]['teacher_entropy']:.3f}" for c in by_t)])
+        for k in dict.fromkeys(column(mine, "class")):
+            cells = by(mine, **{"class": k})
+            table.append([cells[0]["class_name"],
+                          *(spread(column(by(cells, temperature=t), "student_acc_on_class")) for t in TEMPERATURES)])
+        at = [by(mine, temperature=t) for t in TEMPERATURES]
+        table.append(["**mean**", *(f"**{spread(_class_means(c, 'student_acc_on_class'))}**" for c in at)])
+        table.append(["mean, bias-corrected", *(spread(_class_means(c, "corrected_acc_on_class")) for c in at)])
+        table.append(["entropy at T", *(spread(_class_means(c, "teacher_entropy"), 1, 3) for c in at)])
         parts.append(f"### {teacher}\n\n" + markdown_table(["missing class", *(f"T={t}" for t in TEMPERATURES)], table))
     return "\n".join(parts)
 
@@ -117,25 +128,23 @@ def _markdown(rows: list[dict[str, Any]], teachers: list[str], split: str) -> st
 def _draw(fig: Any, rows: list[dict[str, Any]], teachers: list[str]) -> None:
     axes = fig.subplots(1, len(teachers) + 1, squeeze=False)[0]
     summary = axes[0]
-    for teacher in teachers:
-        mine = [r for r in rows if r["teacher"] == teacher]
-        raw = [100 * _cell([r for r in mine if r["temperature"] == t], "student_acc_on_class") for t in TEMPERATURES]
-        fixed = [
-            100 * _cell([r for r in mine if r["temperature"] == t], "corrected_acc_on_class") for t in TEMPERATURES
-        ]
-        (line,) = summary.plot(TEMPERATURES, raw, marker="o", label=f"{teacher}")
-        summary.plot(
-            TEMPERATURES, fixed, marker="x", linestyle="--", color=line.get_color(), label=f"{teacher}, bias-corrected"
-        )
+    for i, teacher in enumerate(teachers):
+        mine = by(rows, teacher=teacher)
+        for key, marker, style, suffix in (("student_acc_on_class", "o", "-", ""),
+                                           ("corrected_acc_on_class", "x", "--", ", bias-corrected")):
+            stats = [mean_sd(_class_means(by(mine, temperature=t), key)) for t in TEMPERATURES]
+            summary.errorbar(TEMPERATURES, [100 * m for m, _ in stats], yerr=[100 * sd for _, sd in stats],
+                             marker=marker, linestyle=style, capsize=2, color=f"C{i}", label=teacher + suffix)
     summary.set(
         title="mean over missing classes", xlabel="temperature T", ylabel="accuracy on missing class (%)", ylim=(0, 100)
     )
     summary.grid(alpha=0.3)
     summary.legend(fontsize=6)
     for ax, teacher in zip(axes[1:], teachers):
-        mine = [r for r in rows if r["teacher"] == teacher]
-        ks = list(dict.fromkeys(r["class"] for r in mine))
-        grid = [[100 * r["student_acc_on_class"] for r in mine if r["class"] == k] for k in ks]
+        mine = by(rows, teacher=teacher)
+        ks = list(dict.fromkeys(column(mine, "class")))
+        grid = [[100 * statistics.fmean(column(by(mine, temperature=t, **{"class": k}), "student_acc_on_class"))
+                 for t in TEMPERATURES] for k in ks]
         image = ax.imshow(grid, vmin=0, vmax=100, cmap="viridis", aspect="auto")
         ax.set(
             title=teacher,
@@ -143,6 +152,6 @@ def _draw(fig: Any, rows: list[dict[str, Any]], teachers: list[str]) -> None:
             xticks=range(len(TEMPERATURES)),
             xticklabels=TEMPERATURES,
             yticks=range(len(ks)),
-            yticklabels=[next(r["class_name"] for r in mine if r["class"] == k) for k in ks],
+            yticklabels=[by(mine, **{"class": k})[0]["class_name"] for k in ks],
         )
-        fig.colorbar(image, ax=ax, label="raw accuracy (%)")
+        fig.colorbar(image, ax=ax, label="raw accuracy (%), mean over teacher seeds")

@@ -17,7 +17,17 @@ from torch import nn
 
 from sweetspot.data import class_name
 from sweetspot.errors import ConfigError
-from sweetspot.experiments.common import Setup, Tick, markdown_table, train_teacher, write_outputs
+from sweetspot.experiments.common import (
+    Setup,
+    Tick,
+    by,
+    column,
+    markdown_table,
+    seeds_note,
+    spread,
+    train_teacher,
+    write_outputs,
+)
 from sweetspot.metrics import normalized_entropy
 from sweetspot.training import predict_logits
 
@@ -34,7 +44,7 @@ def classes(setup: Setup) -> tuple[int, int, int]:
 
 def work(setup: Setup) -> int:
     classes(setup)  # checked before any teacher trains
-    return len(setup.teachers)
+    return len(setup.teachers) * setup.teacher_seeds
 
 
 def split_at_classifier(model: nn.Module) -> tuple[nn.Module, nn.Linear]:
@@ -82,32 +92,38 @@ def run(setup: Setup, out: Path, tick: Tick) -> list[Path]:
         picks.append(members[torch.randperm(len(members), generator=generator)[:PER_CLASS].to(members.device)])
     index = torch.cat(picks)
     x, y = x_eval[index], y_eval[index]
-    rows, summary = [], []
+    rows, shapes = [], []
     for spec in setup.teachers:
-        teacher = train_teacher(config, splits, spec)
-        body, classifier = split_at_classifier(teacher)
-        with torch.no_grad():
-            points = project(predict_logits(body, x), classifier.weight[list(chosen)]).cpu()
-        rows += [{"teacher": spec.label, "class": int(k), "class_name": class_name(splits.name, int(k)),
-                  "x": round(float(p[0]), 5), "y": round(float(p[1]), 5)} for p, k in zip(points, y.tolist())]
-        logits = predict_logits(teacher, splits.x_train)
-        width, elongation = cluster_shape(points, y.cpu())
-        summary.append(
-            [
-                spec.label,
-                f"{width:.3f}",
-                f"{elongation:.1f}",
-                f"{normalized_entropy(logits, config.distill.temperature):.3f}",
-            ]
-        )
-        tick()
+        for seeded in setup.seeded(spec):
+            teacher = train_teacher(setup, seeded)
+            body, classifier = split_at_classifier(teacher)
+            with torch.no_grad():
+                points = project(predict_logits(body, x), classifier.weight[list(chosen)]).cpu()
+            rows += [{"teacher": spec.label, "teacher_seed": seeded.seed, "class": int(k),
+                      "class_name": class_name(splits.name, int(k)), "x": round(float(p[0]), 5),
+                      "y": round(float(p[1]), 5)} for p, k in zip(points, y.tolist())]
+            width, elongation = cluster_shape(points, y.cpu())
+            entropy = normalized_entropy(predict_logits(teacher, splits.x_train), config.distill.temperature)
+            shapes.append({"teacher": spec.label, "width": width, "elongation": elongation, "entropy": entropy})
+            tick()
+    summary = [
+        [
+            teacher,
+            spread(column(mine, "width"), 1, 3),
+            spread(column(mine, "elongation"), 1, 1),
+            spread(column(mine, "entropy"), 1, 3),
+        ]
+        for teacher in dict.fromkeys(column(shapes, "teacher"))
+        for mine in [by(shapes, teacher=teacher)]
+    ]
     names = ", ".join(class_name(splits.name, k) for k in chosen)
     sizes = "/".join(str(len(p)) for p in picks)
     markdown = (
         f"Penultimate-layer activations of {sizes} {setup.split} examples of {names}, projected on the "
         "plane through their templates. Width: a cluster's spread across its main axis over the distance between "
         "centroids (larger: the class reaches toward the others, similarity kept); elongation: its major over "
-        "minor axis (large: stretched along its own template only).\n\n"
+        f"minor axis (large: stretched along its own template only). {seeds_note(setup).capitalize()}; the "
+        "figure shows each teacher's first seed.\n\n"
         + markdown_table(["teacher", "width", "elongation", f"entropy at T={config.distill.temperature:g}"], summary)
     )
     return write_outputs(out, NAME, rows, markdown, lambda fig: _draw(fig, rows, summary), (4.0 * len(summary), 4.0))
@@ -116,7 +132,8 @@ def run(setup: Setup, out: Path, tick: Tick) -> list[Path]:
 def _draw(fig: Any, rows: list[dict[str, Any]], summary: list[list[str]]) -> None:
     axes = fig.subplots(1, len(summary), squeeze=False)[0]
     for ax, (teacher, width, elongation, _) in zip(axes, summary):
-        mine = [r for r in rows if r["teacher"] == teacher]
+        mine = by(rows, teacher=teacher)
+        mine = by(mine, teacher_seed=mine[0]["teacher_seed"])
         for k in dict.fromkeys(r["class"] for r in mine):
             pts = [r for r in mine if r["class"] == k]
             ax.scatter([r["x"] for r in pts], [r["y"] for r in pts], s=4, alpha=0.5, label=pts[0]["class_name"])

@@ -8,7 +8,19 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from sweetspot.experiments.common import Setup, TeacherSpec, Tick, markdown_table, transfer_logits, write_outputs
+from sweetspot.experiments.common import (
+    Setup,
+    TeacherSpec,
+    Tick,
+    by,
+    column,
+    markdown_table,
+    mean_sd,
+    seeds_note,
+    spread,
+    transfer_logits,
+    write_outputs,
+)
 from sweetspot.metrics import normalized_entropy
 
 TEMPERATURES = (1, 3, 6, 9, 12, 15, 20)  # the paper's Figs. 3 and 6
@@ -38,31 +50,39 @@ def variants(teachers: list[TeacherSpec] | tuple[TeacherSpec, ...], n_train: int
 
 
 def work(setup: Setup) -> int:
-    return len(variants(list(setup.teachers), len(setup.splits.y_train)))
+    return len(variants(list(setup.teachers), len(setup.splits.y_train))) * setup.teacher_seeds
 
 
 def run(setup: Setup, out: Path, tick: Tick) -> list[Path]:
     """Mean normalised soft-label entropy at each T of TEMPERATURES for each teacher; then, for the
     first teacher (the calibrated one when an export is given), the same with its batch size varied
-    (epochs fixed) and its epochs varied (batch size fixed)."""
+    (epochs fixed) and its epochs varied (batch size fixed). Each at every teacher seed."""
     rows = []
     for group, spec in variants(list(setup.teachers), len(setup.splits.y_train)):
-        logits = transfer_logits(setup.config, setup.splits, spec)
-        for t in TEMPERATURES:
-            rows.append(
-                {
-                    "group": group,
-                    "teacher": spec.label,
-                    "batch_size": spec.batch_size,
-                    "epochs": spec.epochs,
-                    "temperature": t,
-                    "entropy": round(normalized_entropy(logits, t), 6),
-                }
-            )
-        tick()
+        for seeded in setup.seeded(spec):
+            logits = transfer_logits(setup, seeded)
+            for t in TEMPERATURES:
+                rows.append(
+                    {
+                        "group": group,
+                        "teacher": spec.label,
+                        "teacher_seed": seeded.seed,
+                        "batch_size": spec.batch_size,
+                        "epochs": spec.epochs,
+                        "temperature": t,
+                        "entropy": round(normalized_entropy(logits, t), 6),
+                    }
+                )
+            tick()
     groups = list(dict.fromkeys(r["group"] for r in rows))
+    markdown = f"Mean normalised entropy of the soft labels on the training split ({seeds_note(setup)}).\n\n"
     return write_outputs(
-        out, NAME, rows, _markdown(rows, groups), lambda fig: _draw(fig, rows, groups), (4.5 * len(groups), 3.6)
+        out,
+        NAME,
+        rows,
+        markdown + _markdown(rows, groups),
+        lambda fig: _draw(fig, rows, groups),
+        (4.5 * len(groups), 3.6),
     )
 
 
@@ -77,7 +97,10 @@ def _curves(rows: list[dict[str, Any]], group: str) -> dict[str, list[dict[str, 
 def _markdown(rows: list[dict[str, Any]], groups: list[str]) -> str:
     parts = []
     for group in groups:
-        table = [[name, *(f"{r['entropy']:.3f}" for r in curve)] for name, curve in _curves(rows, group).items()]
+        table = [
+            [name, *(spread(column(by(curve, temperature=t), "entropy"), 1, 3) for t in TEMPERATURES)]
+            for name, curve in _curves(rows, group).items()
+        ]
         parts.append(f"### {group}\n\n" + markdown_table(["teacher", *(f"T={t}" for t in TEMPERATURES)], table))
     return "\n".join(parts)
 
@@ -86,7 +109,9 @@ def _draw(fig: Any, rows: list[dict[str, Any]], groups: list[str]) -> None:
     axes = fig.subplots(1, len(groups), sharey=True, squeeze=False)[0]
     for ax, group in zip(axes, groups):
         for name, curve in _curves(rows, group).items():
-            ax.plot([r["temperature"] for r in curve], [r["entropy"] for r in curve], marker="o", label=name)
+            stats = [mean_sd(column(by(curve, temperature=t), "entropy")) for t in TEMPERATURES]
+            ax.errorbar(TEMPERATURES, [m for m, _ in stats], yerr=[sd for _, sd in stats], marker="o", capsize=2,
+                        label=name)
         ax.set_title(group)
         ax.set_xlabel("temperature T")
         ax.grid(alpha=0.3)
