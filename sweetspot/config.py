@@ -47,6 +47,9 @@ RECORD_ATTRS: dict[str, str] = {
     "teacher_epochs": 'teacher epochs trained by this trial and reused from a stored checkpoint: {"trained", "reused"}',
     "missing_class_recall_by_class": "recall of each missing class k by the k-less student: {\"0\": ..., \"9\": ...}",
     "missing_class_recall_corrected_by_class": 'the same after the bias correction: {"0": ..., "9": ...}',
+    "teacher_seeds": "with search.teacher_seeds N > 1: the N teacher seeds (the trial's own first)",
+    "by_seed": 'with N > 1: each scalar metric\'s value per teacher seed: {"student_val_acc": [...], ...}',
+    "sd": 'with N > 1: each scalar metric\'s sd over the teacher seeds (the metric itself is their mean)',
 }
 DIRECTIONS = ("maximize", "minimize")
 SAMPLERS = ("tpe", "random", "nsga2")
@@ -59,6 +62,7 @@ SCHEDULES = ("constant", "exponential", "cosine")
 PRECISIONS = ("float32", "bfloat16")
 # distill.loss: hinton, (1 - alpha) CE + alpha T^2 KL; paper, the paper's Eq. 4 as printed (no T^2)
 KD_LOSSES = ("hinton", "paper")
+MAX_TEACHER_SEEDS = 64
 PRUNERS = ("none", "median", "successive-halving", "hyperband")
 CURVES = ("teacher_entropy", "teacher_val_acc")
 
@@ -111,6 +115,7 @@ class SearchConfig:
     teacher_lr: tuple[float, float] | None = None  # optional, log scale
     temperature: tuple[float, float] | None = None  # optional, linear scale
     repeats: bool = False  # train again, with the trial's own seed, when a finished trial has the same parameters
+    teacher_seeds: int = 1  # teachers per trial, stacked; every metric is then their mean (and sd, per seed)
 
 
 @dataclass(frozen=True)
@@ -355,6 +360,8 @@ def _check_ranges(c: StudyConfig, source: str) -> None:
         fail("search.teacher_lr", f"must be [low, high] with 0 < low <= high, got {list(s.teacher_lr)}")
     if s.temperature is not None and not 0 < s.temperature[0] <= s.temperature[1]:
         fail("search.temperature", f"must be [low, high] with 0 < low <= high, got {list(s.temperature)}")
+    if not 1 <= s.teacher_seeds <= MAX_TEACHER_SEEDS:
+        fail("search.teacher_seeds", f"must be an integer from 1 to {MAX_TEACHER_SEEDS}, got {s.teacher_seeds}")
     e = c.early_stop
     if e.entropy_floor is not None and not 0.0 < e.entropy_floor < 1.0:
         fail(

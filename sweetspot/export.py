@@ -102,22 +102,36 @@ def build_export(
 
 def confirm(config: StudyConfig, splits: Splits, trials: list[FrozenTrial], n_seeds: int) -> dict[int, dict[str, Any]]:
     """Each trial's teacher with ``n_seeds`` teacher seeds (the trial's own first, whose figures the
-    study holds already; then seeds derived from it), its students as in every trial (common random
+    study holds already, with the other seeds of a ``search.teacher_seeds`` study; then the seeds
+    it lacks, derived from its own and trained stacked), its students as in every trial (common random
     numbers): per scalar metric the values, their mean and sd, on the validation split."""
     out: dict[int, dict[str, Any]] = {}
     for trial in trials:
-        own = trial.user_attrs["seed"]
-        seeds = teacher_seeds(own, n_seeds)
-        params = params_from_dict(trial.params)
-        runs = [trial.user_attrs] + [run_trial(config, splits, params, s).metrics for s in seeds[1:]]
+        attrs = trial.user_attrs
+        known = _per_seed(attrs)
+        seeds = teacher_seeds(attrs["seed"], max(n_seeds, len(known)))
+        runs = known[:n_seeds]
+        if len(runs) < n_seeds:
+            extra = run_trial(config, splits, params_from_dict(trial.params), seeds[len(runs)],
+                              seeds=seeds[len(runs):n_seeds])
+            runs += _per_seed(extra.metrics)
         values = {m: [r.get(m) for r in runs] for m in TRIAL_METRICS if all(r.get(m) is not None for r in runs)}
         out[trial.number] = {
-            "teacher_seeds": seeds,
+            "teacher_seeds": seeds[:n_seeds],
             "values": values,
             "mean": {m: statistics.fmean(v) for m, v in values.items()},
             "sd": {m: statistics.stdev(v) if len(v) > 1 else 0.0 for m, v in values.items()},
         }
     return out
+
+
+def _per_seed(metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """A trial's scalar metrics, one dict per teacher seed (a study before teacher seeds: one)."""
+    by_seed = metrics.get("by_seed")
+    if not by_seed:
+        return [metrics]
+    n = len(next(iter(by_seed.values())))
+    return [{m: values[i] for m, values in by_seed.items()} for i in range(n)]
 
 
 def best_by_mean(

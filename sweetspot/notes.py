@@ -72,8 +72,15 @@ def study_note(config: StudyConfig) -> str:
 
 
 def trial_note(params: dict[str, Any], metrics: dict[str, Any], temperature: float) -> str:
+    sd = {k: v for k, v in (metrics.get("sd") or {}).items() if v is not None}  # several teacher seeds
+
     def fmt(value: Any) -> str:
         return "-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
+
+    def show(name: str) -> str:
+        """A metric of the trial, with its sd over the teacher seeds where there are several."""
+        text = fmt(metrics.get(name))
+        return f"{text} ± {sd[name]:.4f}" if name in sd else text
 
     by_t = metrics.get("teacher_entropy_by_T") or {}
     grid = [str(t) for t in ENTROPY_GRID if str(t) in by_t]
@@ -82,10 +89,12 @@ def trial_note(params: dict[str, Any], metrics: dict[str, Any], temperature: flo
         f"{params.get('epochs')} epoch{'s' * (params.get('epochs') != 1)}",
         "",
         (
-            f"Soft-label entropy at T = {temperature:g}: **{fmt(metrics.get('teacher_entropy'))}**; student accuracy "
-            f"**{fmt(metrics.get('student_val_acc'))}**; a student that never saw class k recognises it "
-            f"**{fmt(metrics.get('missing_class_recall'))}** of the time (mean over k), "
-            f"**{fmt(metrics.get('missing_class_recall_corrected'))}** after the bias correction."
+            f"Soft-label entropy at T = {temperature:g}: **{show('teacher_entropy')}**; student accuracy "
+            f"**{show('student_val_acc')}**; a student that never saw class k recognises it "
+            f"**{show('missing_class_recall')}** of the time (mean over k), "
+            f"**{show('missing_class_recall_corrected')}** after the bias correction."
+            + (f" Every figure is the mean over {len(metrics['teacher_seeds'])} teacher seeds (± their sd)."
+               if sd else "")
         ),
         "",
         "## Entropy of the soft labels over T",
@@ -98,7 +107,7 @@ def trial_note(params: dict[str, Any], metrics: dict[str, Any], temperature: flo
         "",
         "| metric | value | meaning |",
         "|---|---|---|",
-        *(f"| `{m}` | {fmt(metrics.get(m))} | {meaning} |" for m, meaning in TRIAL_METRICS.items()),
+        *(f"| `{m}` | {show(m)} | {meaning} |" for m, meaning in TRIAL_METRICS.items()),
     ]
     by_class = metrics.get("missing_class_recall_by_class") or {}
     corrected = metrics.get("missing_class_recall_corrected_by_class") or {}

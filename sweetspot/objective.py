@@ -65,8 +65,10 @@ class Objective:
         else:
             with_retries(trial.set_user_attr, "seed", seed)
             try:
+                watches = [self._watch(trial, temperature, report=s == 0)
+                           for s in range(self.config.search.teacher_seeds)]
                 outcome = run_trial(self.config, self.splits, params, seed, checkpoints=self.checkpoints,
-                                    watch=self._watch(trial, temperature))
+                                    watch=watches)
             except TrainingDiverged as exc:
                 with_retries(trial.set_user_attr, "fail_reason", str(exc))
                 return tuple(math.nan for _ in self.config.objectives)
@@ -89,8 +91,10 @@ class Objective:
         values = [metrics[m] for m in self.config.objectives]
         return tuple(math.nan if v is None else float(v) for v in values)
 
-    def _watch(self, trial: optuna.Trial, temperature: float) -> Watch | None:
-        """The early-stop rule and Optuna's pruner, applied to each epoch of the teacher."""
+    def _watch(self, trial: optuna.Trial, temperature: float, report: bool = True) -> Watch | None:
+        """The early-stop rule and Optuna's pruner, applied to each epoch of the teacher. With several
+        teacher seeds the rule watches each, the pruner only the trial's own (``report``): Optuna
+        takes one value per epoch."""
         rule = self.config.early_stop
         if not rule.active:
             return None
@@ -98,7 +102,7 @@ class Objective:
 
         def watch(point: dict[str, float]) -> str | None:
             reason = rule_reason(rule, point, temperature)
-            if reason is None and rule.pruner != "none":
+            if reason is None and rule.pruner != "none" and report:
                 epoch = int(point["epoch"])
                 with_retries(trial.report, point[curve_key], epoch)
                 if with_retries(trial.should_prune):

@@ -8,7 +8,7 @@ passed in, so distillation never runs the teacher.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
@@ -18,7 +18,8 @@ from torch import nn
 
 from sweetspot.errors import TrainingDiverged
 
-LossOfBatch = Callable[[torch.Tensor], torch.Tensor]  # batch indices -> scalar loss
+LossOfBatch = Callable[[torch.Tensor], torch.Tensor]  # batch indices (B, or S x B) -> scalar loss
+Generators = torch.Generator | Sequence[torch.Generator]  # batch order: one, or one per stacked copy
 EpochHook = Callable[[int], bool]  # epoch number (1-based) -> True to stop training after it
 
 
@@ -54,7 +55,7 @@ def train_loop(
     optimizer: torch.optim.Optimizer,
     batch_size: int,
     epochs: int,
-    generator: torch.Generator,
+    generator: Generators,
     what: str,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     first_epoch: int = 1,
@@ -65,23 +66,30 @@ def train_loop(
     kept even if short (as a DataLoader with ``drop_last=False``). Returns the mean loss of each
     epoch; raises TrainingDiverged as soon as an epoch's loss is not finite.
 
+    With one generator per copy of a stacked model, each copy walks its own permutation: the batch
+    indices are S x B, and the loss is the sum over the copies of each one's mean loss (so each copy
+    gets the gradient it would get alone); the history then holds that sum.
+
     ``first_epoch`` numbers the epochs of a resumed run; ``after_epoch(epoch)`` runs after each
     epoch (it may evaluate the model) and stops training by returning True."""
     device = next(model.parameters()).device
     autocast = precision_context(precision, device)  # made once: the step loop is the hot path
     model.train()
     history = []
+    streams = [generator] if isinstance(generator, torch.Generator) else list(generator)
     for epoch in range(first_epoch, first_epoch + epochs):
-        order = torch.randperm(n_examples, generator=generator).to(device)
+        order = torch.stack([torch.randperm(n_examples, generator=g) for g in streams]).to(device)
+        if isinstance(generator, torch.Generator):
+            order = order[0]
         total = torch.zeros((), device=device)
         for start in range(0, n_examples, batch_size):
-            index = order[start : start + batch_size]
+            index = order[..., start : start + batch_size]
             with autocast:  # forward and loss only, as autocast is meant
                 loss = loss_of_batch(index)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            total += loss.detach() * len(index)
+            total += loss.detach() * index.shape[-1]
         mean = total.item() / n_examples  # one sync per epoch
         if not math.isfinite(mean):
             raise TrainingDiverged(f"{what} loss became {mean} in epoch {epoch}")
@@ -105,17 +113,25 @@ def train_classifier(
     optimizer: torch.optim.Optimizer,
     batch_size: int,
     epochs: int,
-    generator: torch.Generator,
+    generator: Generators,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     first_epoch: int = 1,
     after_epoch: EpochHook | None = None,
     precision: str = "float32",
 ) -> list[float]:
-    """Cross-entropy training on hard labels (the teacher)."""
+    """Cross-entropy training on hard labels (the teacher). With one generator per copy, ``model`` is
+    a ``stacking.Stacked`` of teachers, each on its own batches."""
+
+    def loss_of_batch(i: torch.Tensor) -> torch.Tensor:
+        if i.dim() == 1:
+            return F.cross_entropy(model(x[i]), y[i])
+        logits = model(x[i], per_copy=True)  # S x B x C
+        return F.cross_entropy(logits.flatten(0, 1), y[i].flatten(), reduction="none").view(i.shape).mean(dim=1).sum()
+
     return train_loop(
         model,
         len(y),
-        lambda i: F.cross_entropy(model(x[i]), y[i]),
+        loss_of_batch,
         optimizer=optimizer,
         batch_size=batch_size,
         epochs=epochs,
@@ -223,17 +239,25 @@ def distill(
     precision: str = "float32",
     convention: str = "hinton",
     mask: torch.Tensor | None = None,
+    students_per_teacher: int = 1,
 ) -> list[float]:
     """Train ``student`` on (x, y) with the teacher's cached logits on the same examples.
 
     ``mask`` (N, or S x N for S stacked students) keeps some examples from some students: every
     student walks the same batches in the same order, and each averages its loss over the examples of
-    the batch it keeps (a missing-class student: the transfer set without class k)."""
+    the batch it keeps (a missing-class student: the transfer set without class k).
+
+    ``teacher_logits`` is N x C (one teacher for every student) or M x N x C (M teachers: stacked
+    students ``m * students_per_teacher`` to ``(m + 1) * students_per_teacher - 1`` learn from teacher m)."""
     log_p = F.log_softmax(teacher_logits / temperature, dim=-1)  # the soft labels, once for every epoch
     p = log_p.exp()
 
     def loss_of_batch(i: torch.Tensor) -> torch.Tensor:
-        losses = kd_terms(student(x[i]), log_p[i], p[i], y[i], temperature, alpha, convention)
+        log_p_i, p_i = log_p[..., i, :], p[..., i, :]
+        if students_per_teacher > 1 and log_p.dim() == 3:  # each teacher's batch to its students, per batch only
+            log_p_i = log_p_i.repeat_interleave(students_per_teacher, dim=0)
+            p_i = p_i.repeat_interleave(students_per_teacher, dim=0)
+        losses = kd_terms(student(x[i]), log_p_i, p_i, y[i], temperature, alpha, convention)
         return masked_mean(losses, None if mask is None else mask[..., i])
 
     return train_loop(

@@ -9,7 +9,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import statistics
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,7 +44,7 @@ from sweetspot.metrics import (
 from sweetspot.models import build_model, check_net
 from sweetspot.students import seeded_for_students, train_students
 from sweetspot.training import predict_logits
-from sweetspot.trajectories import Watch, seeded_run
+from sweetspot.trajectories import Watch, seeded_runs
 
 
 @dataclass(frozen=True)
@@ -167,92 +169,137 @@ def run_trial(
     *,
     split: str = "val",
     checkpoints: CheckpointStore | None = None,
-    watch: Watch | None = None,
+    watch: Watch | Sequence[Watch | None] | None = None,
+    seeds: Sequence[int] | None = None,
 ) -> TrialOutcome:
-    """Train a teacher with ``params``, distil the student from it, and score both on ``split``.
+    """Train a teacher with ``params``, distil the students from it, and score both on ``split``.
+
+    ``search.teacher_seeds`` N teachers (``teacher_seeds(seed, N)``: the trial's own seed first,
+    each on its own path) train as one stacked model, and every metric is their mean, with its
+    values per seed and its sd beside it; ``watch`` is one watch for every seed or one per seed.
+    ``seeds`` names the teacher seeds instead (``export --confirm``: the seeds a trial lacks).
 
     ``splits`` must already be on the device to use. Deterministic on CPU for a fixed seed and
     thread count; ``checkpoints`` (a shared prefix of the teacher's path) changes nothing but the
-    time. Raises TrainingDiverged if a loss becomes NaN or infinite, TeacherStopped if ``watch``
-    stops the teacher.
+    time. Raises TrainingDiverged if a loss becomes NaN or infinite, TeacherStopped if a watch
+    stops a teacher.
     """
     device = splits.x_train.device
     temperature = params.t(config)
     withheld = config.distill.withheld_classes
+    seeds = list(seeds) if seeds is not None else teacher_seeds(seed, config.search.teacher_seeds)
+    watches = list(watch) if isinstance(watch, Sequence) else [watch] * len(seeds)
     timings: dict[str, float] = {}
 
     start = time.perf_counter()
-    key = path_key(config, params, seed, device) if checkpoints else None
-    run = seeded_run(config.teacher, splits, params.batch_size, params.epochs, params.lr(config), seed,
-                     store=checkpoints, key=key, watch=watch, temperature=temperature)
+    keys = [path_key(config, params, s, device) for s in seeds] if checkpoints else None
+    runs = seeded_runs(config.teacher, splits, params.batch_size, params.epochs, params.lr(config), seeds,
+                       store=checkpoints, keys=keys, watches=watches, temperature=temperature)
     timings["teacher"] = time.perf_counter() - start
-    record: dict[str, Any] = {"teacher_epochs": {"trained": run.epochs_trained, "reused": run.epochs_reused}}
-    if run.curve is not None:
-        record["teacher_curve"] = run.curve
-    if run.stopped is not None:
-        raise TeacherStopped(run.stopped, record)
-    teacher = run.teacher
+    record: dict[str, Any] = {"teacher_epochs": {"trained": sum(r.epochs_trained for r in runs),
+                                                 "reused": sum(r.epochs_reused for r in runs)}}
+    if runs[0].curve is not None:
+        record["teacher_curve"] = runs[0].curve  # the trial's own seed: the curve a pruner was shown
+    stopped = next((r.stopped for r in runs if r.stopped is not None), None)
+    if stopped is not None:
+        raise TeacherStopped(stopped, record)
 
     start = time.perf_counter()
     # the transfer set, like the students' random numbers, depends on the study and not on the trial
     index = transfer_indices(splits.y_train, withheld, config.distill.examples_per_class, config.seed)
     x_transfer, y_transfer = splits.x_train[index], splits.y_train[index]
-    transfer_logits = predict_logits(teacher, x_transfer)  # once; reused by every student epoch
     x_eval, y_eval = splits.evaluation(split)
-    teacher_eval_logits = predict_logits(teacher, x_eval)
+    transfer = torch.stack([predict_logits(r.teacher, x_transfer) for r in runs])  # M x N x C, once per trial
+    teacher_eval = torch.stack([predict_logits(r.teacher, x_eval) for r in runs])
+    if split == "val":
+        teacher_val = teacher_eval
+    else:
+        teacher_val = torch.stack([predict_logits(r.teacher, splits.x_val) for r in runs])
     timings["soft_labels"] = time.perf_counter() - start
-    if not torch.isfinite(transfer_logits).all():
+    if not torch.isfinite(transfer).all():
         raise TrainingDiverged("teacher logits are not finite")
 
     start = time.perf_counter()
     missing = missing_classes(config, splits.n_classes)
+    per_teacher = 1 + len(missing)  # the full student, then one per missing class
     masks = torch.stack([torch.ones_like(y_transfer, dtype=torch.bool), *(y_transfer != k for k in missing)])
-    generator = seeded_for_students(config)  # common random numbers: the same in every trial
+    generator = seeded_for_students(config)  # common random numbers: the same in every trial and teacher seed
     students = train_students(
-        config.student, x_transfer, transfer_logits, y_transfer, splits.n_classes, masks, temperature=temperature,
-        alpha=config.distill.alpha, generator=generator, convention=config.distill.loss,
+        config.student, x_transfer, transfer if len(runs) > 1 else transfer[0], y_transfer, splits.n_classes,
+        masks.repeat(len(runs), 1), temperature=temperature, alpha=config.distill.alpha, generator=generator,
+        convention=config.distill.loss, students_per_teacher=per_teacher,
     )
-    students_eval = predict_logits(students, x_eval)  # S x N x C: the full student, then one per missing class
+    students_eval = predict_logits(students, x_eval).unflatten(0, (len(runs), per_teacher))
+    students_val = students_eval if split == "val" else predict_logits(students, splits.x_val).unflatten(
+        0, (len(runs), per_teacher))
     timings["student"] = time.perf_counter() - start
-    student_eval_logits = students_eval[0]
 
-    metrics: dict[str, Any] = {
-        "teacher_val_acc": accuracy(teacher_eval_logits, y_eval),
-        "teacher_entropy": normalized_entropy(transfer_logits, temperature),
-        "teacher_nontarget_entropy": nontarget_entropy(transfer_logits, y_transfer, temperature),
-        "teacher_gamma": off_target_mass(transfer_logits, y_transfer, temperature),
-        "teacher_ece": expected_calibration_error(teacher_eval_logits, y_eval),
-        "student_val_acc": accuracy(student_eval_logits, y_eval),
-        "student_withheld_acc": class_accuracy(student_eval_logits, y_eval, withheld) if withheld else None,
-        "student_teacher_agreement": agreement(student_eval_logits, teacher_eval_logits),
-        **missing_class_scores(teacher, teacher_eval_logits, students, students_eval[1:], splits, y_eval, missing,
-                               split),
-        "teacher_entropy_by_T": {str(t): normalized_entropy(transfer_logits, t) for t in ENTROPY_GRID},
-        "time_s": {**timings, "total": sum(timings.values())},
-        **record,
+    by_seed = [
+        _seed_metrics(transfer[m], y_transfer, teacher_eval[m], teacher_val[m], students_eval[m], students_val[m],
+                      y_eval, withheld, missing, temperature)
+        for m in range(len(runs))
+    ]
+    metrics = _over_seeds(by_seed, seeds)
+    metrics |= {"time_s": {**timings, "total": sum(timings.values())}, **record}
+    return TrialOutcome(metrics, runs[0].teacher, soft_labels_by_class(teacher_eval[0], y_eval, temperature))
+
+
+def _seed_metrics(
+    transfer: torch.Tensor, y_transfer: torch.Tensor, teacher_eval: torch.Tensor, teacher_val: torch.Tensor,
+    students_eval: torch.Tensor, students_val: torch.Tensor, y_eval: torch.Tensor, withheld: tuple[int, ...],
+    missing: tuple[int, ...], temperature: float,
+) -> dict[str, Any]:
+    """One teacher seed's metrics, from its logits and its students' (the full one first)."""
+    student_eval = students_eval[0]
+    return {
+        "teacher_val_acc": accuracy(teacher_eval, y_eval),
+        "teacher_entropy": normalized_entropy(transfer, temperature),
+        "teacher_nontarget_entropy": nontarget_entropy(transfer, y_transfer, temperature),
+        "teacher_gamma": off_target_mass(transfer, y_transfer, temperature),
+        "teacher_ece": expected_calibration_error(teacher_eval, y_eval),
+        "student_val_acc": accuracy(student_eval, y_eval),
+        "student_withheld_acc": class_accuracy(student_eval, y_eval, withheld) if withheld else None,
+        "student_teacher_agreement": agreement(student_eval, teacher_eval),
+        **missing_class_scores(teacher_val, students_eval[1:], students_val[1:], y_eval, missing),
+        "teacher_entropy_by_T": {str(t): normalized_entropy(transfer, t) for t in ENTROPY_GRID},
     }
-    return TrialOutcome(metrics, teacher, soft_labels_by_class(teacher_eval_logits, y_eval, temperature))
+
+
+def _over_seeds(by_seed: list[dict[str, Any]], seeds: list[int]) -> dict[str, Any]:
+    """The metrics of the teacher seeds as one trial's: each scalar (and each entry of a per-class or
+    per-T dict) their mean, exactly the value itself for one seed; ``by_seed`` the scalars' values,
+    ``sd`` their sd (None for one seed)."""
+    out: dict[str, Any] = {}
+    values: dict[str, list[float]] = {}
+    for name, first in by_seed[0].items():
+        if isinstance(first, dict):
+            out[name] = {k: _mean(m[name][k] for m in by_seed) for k in first}
+        elif first is None:
+            out[name] = None
+        else:
+            values[name] = [m[name] for m in by_seed]
+            out[name] = statistics.fmean(values[name])
+    out["teacher_seeds"] = seeds
+    out["by_seed"] = values
+    out["sd"] = {name: statistics.stdev(v) if len(v) > 1 else None for name, v in values.items()}
+    return out
 
 
 def missing_class_scores(
-    teacher: torch.nn.Module, teacher_eval: torch.Tensor, students: torch.nn.Module, missing_eval: torch.Tensor,
-    splits: Splits, y_eval: torch.Tensor, missing: tuple[int, ...], split: str,
+    teacher_val: torch.Tensor, missing_eval: torch.Tensor, missing_val: torch.Tensor, y_eval: torch.Tensor,
+    missing: tuple[int, ...],
 ) -> dict[str, Any]:
     """The paper's Table 5 for one teacher: each k-less student's recall on k (raw and after the
     bias correction) and accuracy on all classes, with their means over k. ``missing_eval`` holds the
-    k-less students' logits on the scored split (K x N x C), ``teacher_eval`` the teacher's. The bias
-    shift is chosen on the validation inputs without their labels (the teacher's predictions set it),
-    also when the test split is scored."""
+    k-less students' logits on the scored split (K x N x C), ``missing_val`` on the validation
+    inputs, ``teacher_val`` the teacher's. The bias shift is chosen on the validation inputs without
+    their labels (the teacher's predictions set it), also when the test split is scored."""
     if not missing:
         return dict.fromkeys(("missing_class_recall", "missing_class_recall_corrected", "missing_class_acc"))
-    if split == "val":
-        reference, teacher_reference = missing_eval, teacher_eval
-    else:
-        reference, teacher_reference = predict_logits(students, splits.x_val)[1:], predict_logits(teacher, splits.x_val)
     recall, corrected, acc = {}, {}, []
-    for logits, val_logits, k in zip(missing_eval, reference, missing):
+    for logits, val_logits, k in zip(missing_eval, missing_val, missing):
         recall[str(k)] = class_accuracy(logits, y_eval, (k,))
-        shift = bias_shift(val_logits, teacher_reference, k)
+        shift = bias_shift(val_logits, teacher_val, k)
         corrected[str(k)] = class_accuracy(shifted(logits, k, shift), y_eval, (k,))
         acc.append(accuracy(logits, y_eval))
     return {

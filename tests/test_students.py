@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from sweetspot.config import StudentConfig, config_from_dict, student_seed
-from sweetspot.students import OneByOne, Stacked, train_student, train_students
+from sweetspot.stacking import Stacked
+from sweetspot.students import OneByOne, train_student, train_students
 
 N, C = 300, 5
 
