@@ -152,6 +152,9 @@ def main() -> int:
         )
         how = "summed from the measured per-epoch costs"
     off = results["sharing off"][0]
+    if args.teacher_seeds > 1:  # each seed a teacher and a distillation of its own, one after another
+        total *= args.teacher_seeds
+        how += f", times {args.teacher_seeds} teacher seeds (one student per seed, where sweetspot trains 1 + K)"
     print(f"conventional pipeline, the same {len(plan)} trials one by one: {total:.0f} s ({how})")
     for mode in ("sharing on", "every epoch"):
         seconds, requested, trained = results[mode][:3]
