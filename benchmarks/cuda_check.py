@@ -81,8 +81,9 @@ def main() -> int:
             single = replace(config, search=replace(config.search, teacher_seeds=1))
             splits = prepare(config, torch.device("cuda"))
             stacked = run_trial(seeded, splits, params, seed=0).metrics
-            alone = [run_trial(single, splits, params, seed=s).metrics for s in stacked["teacher_seeds"]]
-            worst = max(abs(stacked["by_seed"][k][i] - one[k])
+            seeded = stacked["teacher_seeds"]
+            alone = [run_trial(single, splits, params, seed=s).metrics for s in seeded["seeds"]]
+            worst = max(abs(seeded["values"][k][i] - one[k])
                         for i, one in enumerate(alone) for k in keys if stacked[k] is not None)
             print(f"N={n} on cuda: largest difference between a stacked seed's figures and the seed alone: {worst:.4f}")
     return 0

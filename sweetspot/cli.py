@@ -390,8 +390,15 @@ def cmd_trial(args: argparse.Namespace) -> int:
     splits = prepare(config, _setup_compute(args))
     seed = config.seed if args.seed is None else args.seed
     outcome = run_trial(config, splits, TeacherParams(args.batch_size, args.epochs), seed, split=args.split)
-    # run_trial names its figures *_val_*; say which split they are on
-    scores = {k.replace("_val_", f"_{args.split}_"): v for k, v in outcome.metrics.items()}
+    def on_split(metrics: dict[str, Any]) -> dict[str, Any]:
+        """run_trial names its figures *_val_*; say which split they are on."""
+        return {k.replace("_val_", f"_{args.split}_"): v for k, v in metrics.items()}
+
+    scores = on_split(outcome.metrics)
+    seeded = scores.pop("teacher_seeds")
+    if len(seeded["seeds"]) > 1:  # one seed: its values are the metrics themselves
+        scores["teacher_seeds"] = {"seeds": seeded["seeds"], "values": on_split(seeded["values"]),
+                                   "sd": on_split(seeded["sd"])}
     record = {"batch_size": args.batch_size, "epochs": args.epochs, "seed": seed, "split": args.split, **scores}
     if args.format == "json":
         print(json.dumps(record, indent=2))

@@ -127,11 +127,10 @@ def confirm(config: StudyConfig, splits: Splits, trials: list[FrozenTrial], n_se
 
 def _per_seed(metrics: dict[str, Any]) -> list[dict[str, Any]]:
     """A trial's scalar metrics, one dict per teacher seed (a study before teacher seeds: one)."""
-    by_seed = metrics.get("by_seed")
-    if not by_seed:
+    seeded = metrics.get("teacher_seeds")
+    if not seeded:
         return [metrics]
-    n = len(next(iter(by_seed.values())))
-    return [{m: values[i] for m, values in by_seed.items()} for i in range(n)]
+    return [{m: values[i] for m, values in seeded["values"].items()} for i in range(len(seeded["seeds"]))]
 
 
 def best_by_mean(

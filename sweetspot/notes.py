@@ -72,7 +72,8 @@ def study_note(config: StudyConfig) -> str:
 
 
 def trial_note(params: dict[str, Any], metrics: dict[str, Any], temperature: float) -> str:
-    sd = {k: v for k, v in (metrics.get("sd") or {}).items() if v is not None}  # several teacher seeds
+    seeded = metrics.get("teacher_seeds") or {}
+    sd = {k: v for k, v in (seeded.get("sd") or {}).items() if v is not None}  # several teacher seeds
 
     def fmt(value: Any) -> str:
         return "-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
@@ -93,7 +94,7 @@ def trial_note(params: dict[str, Any], metrics: dict[str, Any], temperature: flo
             f"**{show('student_val_acc')}**; a student that never saw class k recognises it "
             f"**{show('missing_class_recall')}** of the time (mean over k), "
             f"**{show('missing_class_recall_corrected')}** after the bias correction."
-            + (f" Every figure is the mean over {len(metrics['teacher_seeds'])} teacher seeds (± their sd)."
+            + (f" Every figure is the mean over {len(seeded['seeds'])} teacher seeds (± their sd)."
                if sd else "")
         ),
         "",

@@ -176,7 +176,8 @@ def run_trial(
 
     ``search.teacher_seeds`` N teachers (``teacher_seeds(seed, N)``: the trial's own seed first,
     each on its own path) train as one stacked model, and every metric is their mean, with its
-    values per seed and its sd beside it; ``watch`` is one watch for every seed or one per seed.
+    values per seed and its sd beside it (``teacher_seeds``); ``watch`` is one watch for every seed or
+    one per seed.
     ``seeds`` names the teacher seeds instead (``export --confirm``: the seeds a trial lacks).
 
     ``splits`` must already be on the device to use. Deterministic on CPU for a fixed seed and
@@ -267,8 +268,8 @@ def _seed_metrics(
 
 def _over_seeds(by_seed: list[dict[str, Any]], seeds: list[int]) -> dict[str, Any]:
     """The metrics of the teacher seeds as one trial's: each scalar (and each entry of a per-class or
-    per-T dict) their mean, exactly the value itself for one seed; ``by_seed`` the scalars' values,
-    ``sd`` their sd (None for one seed)."""
+    per-T dict) their mean, exactly the value itself for one seed; under ``teacher_seeds`` the seeds,
+    the scalars' values per seed and their sd (None for one seed): one attribute, one storage write."""
     out: dict[str, Any] = {}
     values: dict[str, list[float]] = {}
     for name, first in by_seed[0].items():
@@ -279,9 +280,11 @@ def _over_seeds(by_seed: list[dict[str, Any]], seeds: list[int]) -> dict[str, An
         else:
             values[name] = [m[name] for m in by_seed]
             out[name] = statistics.fmean(values[name])
-    out["teacher_seeds"] = seeds
-    out["by_seed"] = values
-    out["sd"] = {name: statistics.stdev(v) if len(v) > 1 else None for name, v in values.items()}
+    out["teacher_seeds"] = {
+        "seeds": seeds,
+        "values": values,
+        "sd": {name: statistics.stdev(v) if len(v) > 1 else None for name, v in values.items()},
+    }
     return out
 
 

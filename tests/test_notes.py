@@ -36,11 +36,12 @@ def test_trial_note_has_the_entropy_grid_and_every_metric():
 
 
 def test_a_trial_of_several_teacher_seeds_shows_each_figure_with_its_sd():
-    metrics = {m: 0.5 for m in TRIAL_METRICS} | {"teacher_seeds": [1, 2, 3],
-                                                 "sd": {m: 0.125 for m in TRIAL_METRICS} | {"teacher_ece": None}}
+    sd = {m: 0.125 for m in TRIAL_METRICS} | {"teacher_ece": None}
+    metrics = {m: 0.5 for m in TRIAL_METRICS} | {"teacher_seeds": {"seeds": [1, 2, 3], "values": {}, "sd": sd}}
     note = trial_note({"batch_size": 64, "epochs": 7}, metrics, 9)
     assert "recognises it **0.5000 ± 0.1250** of the time" in note
     assert "mean over 3 teacher seeds" in note
     assert "| `student_val_acc` | 0.5000 ± 0.1250 |" in note and "| `teacher_ece` | 0.5000 |" in note
-    one_seed = trial_note({"batch_size": 64, "epochs": 7}, metrics | {"teacher_seeds": [1], "sd": {"x": None}}, 9)
+    one = {"seeds": [1], "values": {}, "sd": {"student_val_acc": None}}
+    one_seed = trial_note({"batch_size": 64, "epochs": 7}, metrics | {"teacher_seeds": one}, 9)
     assert "±" not in one_seed and "teacher seeds" not in one_seed

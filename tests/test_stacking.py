@@ -112,23 +112,24 @@ def test_a_trial_of_three_teacher_seeds_records_their_mean_values_and_sd():
     config = config_from_dict(N_SEEDS)
     splits = prepare(config, CPU)
     metrics = run_trial(config, splits, TeacherParams(64, 2), seed=5).metrics
-    assert metrics["teacher_seeds"] == teacher_seeds(5, 3)
+    seeded = metrics["teacher_seeds"]
+    assert seeded["seeds"] == teacher_seeds(5, 3)
     assert metrics["teacher_epochs"] == {"trained": 6, "reused": 0}
     for name in TRIAL_METRICS:
-        values = metrics["by_seed"].get(name)
+        values = seeded["values"].get(name)
         if metrics[name] is None:
             continue
         assert len(values) == 3 and metrics[name] == pytest.approx(statistics.fmean(values))
-        assert metrics["sd"][name] == pytest.approx(statistics.stdev(values))
-    assert len(set(metrics["by_seed"]["teacher_entropy"])) == 3  # three teachers ...
-    assert len(set(metrics["by_seed"]["missing_class_recall"])) > 1  # ... whose students learnt from each
+        assert seeded["sd"][name] == pytest.approx(statistics.stdev(values))
+    assert len(set(seeded["values"]["teacher_entropy"])) == 3  # three teachers ...
+    assert len(set(seeded["values"]["missing_class_recall"])) > 1  # ... whose students learnt from each
     # each seed's figures are those of its teacher trained alone (one seed per trial), to float tolerance
     single = config_from_dict(TINY)
     for i, seed in enumerate(teacher_seeds(5, 3)):
         alone = run_trial(single, splits, TeacherParams(64, 2), seed=seed).metrics
-        assert alone["sd"]["teacher_entropy"] is None and alone["teacher_seeds"] == [seed]
+        assert alone["teacher_seeds"]["sd"]["teacher_entropy"] is None and alone["teacher_seeds"]["seeds"] == [seed]
         for name in ("teacher_entropy", "teacher_val_acc", "student_val_acc", "missing_class_recall"):
-            assert metrics["by_seed"][name][i] == pytest.approx(alone[name], abs=0.01), (name, i)
+            assert seeded["values"][name][i] == pytest.approx(alone[name], abs=0.01), (name, i)
 
 
 @pytest.mark.parametrize("stack", [True, False], ids=["stacked", "one-after-another"])
@@ -163,10 +164,10 @@ def test_a_study_of_teacher_seeds_ranks_by_the_means_and_confirm_reuses_its_seed
     study = optuna.load_study(study_name="tiny", storage=storage_url)
     for trial in study.trials:
         attrs = trial.user_attrs
-        assert attrs["teacher_seeds"] == teacher_seeds(attrs["seed"], 2)
+        assert attrs["teacher_seeds"]["seeds"] == teacher_seeds(attrs["seed"], 2)
         assert study.metric_names
         for name, value in zip(study.metric_names, trial.values):
-            assert value == pytest.approx(attrs[name]) == pytest.approx(sum(attrs["by_seed"][name]) / 2)
+            assert value == pytest.approx(attrs[name]) == pytest.approx(sum(attrs["teacher_seeds"]["values"][name]) / 2)
     out = tmp_path / "confirmed.yaml"
     code, _, err = cli("export", "--storage", storage_url, "--out", out, "--confirm", "3")
     assert code == 0, err
@@ -175,5 +176,18 @@ def test_a_study_of_teacher_seeds_ranks_by_the_means_and_confirm_reuses_its_seed
         confirmed = entry["confirmed"]
         assert confirmed["teacher_seeds"] == teacher_seeds(attrs["seed"], 3)  # the study's two, then a third
         for name, values in confirmed["values"].items():
-            if name in attrs["by_seed"]:
-                assert values[:2] == attrs["by_seed"][name]
+            if name in attrs["teacher_seeds"]["values"]:
+                assert values[:2] == attrs["teacher_seeds"]["values"][name]
+
+
+def test_sweetspot_trial_prints_each_seeds_values_named_for_the_split(cli, write_config):
+    import json
+
+    code, out, err = cli("trial", write_config({"search.teacher_seeds": 2}), "--batch-size", "64", "--epochs", "1",
+                         "--split", "test", "--format", "json")
+    assert code == 0, err
+    record = json.loads(out)
+    values = record["teacher_seeds"]["values"]["student_test_acc"]
+    assert len(values) == 2 and record["student_test_acc"] == pytest.approx(sum(values) / 2)
+    code, out, _ = cli("trial", write_config(), "--batch-size", "64", "--epochs", "1", "--format", "json")
+    assert code == 0 and "teacher_seeds" not in json.loads(out)  # one seed: nothing to add
