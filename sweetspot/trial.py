@@ -175,7 +175,8 @@ def run_trial(
     """Train a teacher with ``params``, distil the students from it, and score both on ``split``.
 
     ``search.teacher_seeds`` N teachers (``teacher_seeds(seed, N)``: the trial's own seed first,
-    each on its own path) train as one stacked model, and every metric is their mean, with its
+    each on its own path) train (stacked on CUDA: ``trajectories.seeded_runs``), their students train
+    as one stacked model, and every metric is their mean, with its
     values per seed and its sd beside it (``teacher_seeds``); ``watch`` is one watch for every seed or
     one per seed.
     ``seeds`` names the teacher seeds instead (``export --confirm``: the seeds a trial lacks).
