@@ -618,6 +618,13 @@ def _option_groups() -> dict[str, argparse.ArgumentParser]:
     )
     common = _Parser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show tracebacks")
+    common.add_argument(
+        "--allow-import",
+        action="append",
+        metavar="PKG",
+        help="follow import paths (package.module:callable) of this top-level package wherever they come from, "
+        "e.g. a study's stored config (repeatable; also $SWEETSPOT_IMPORTS, comma-separated)",
+    )
     workers = _Parser(add_help=False)
     workers.add_argument(
         "config", nargs="?", help="study config YAML (default: the built-in digits study = studies/digits.yaml)"
@@ -687,6 +694,9 @@ def worker_argv(args: argparse.Namespace, study_name: str) -> list[str]:
                 positional.append(str(value))
             elif action.nargs == 0:  # a switch (store_true)
                 options.append(action.option_strings[0])
+            elif isinstance(value, list):  # a repeatable option (action="append"): once per value
+                for item in value:
+                    options += [action.option_strings[0], getattr(action.type, "render", str)(item)]
             else:
                 options += [action.option_strings[0], getattr(action.type, "render", str)(value)]
     return positional + options
@@ -837,6 +847,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.allow_import:
+            from sweetspot.imports import allow
+
+            allow(args.allow_import)
         return COMMANDS[args.command](args)
     except SweetspotError as exc:
         if args.debug:

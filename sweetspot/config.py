@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from sweetspot.errors import ConfigError
+from sweetspot.imports import trust_file
 
 # Every metric a trial stores as a user attribute; objectives are chosen among these.
 # Name -> what it is: the scalar metrics, one user attribute each. Besides these, a trial stores
@@ -182,7 +183,9 @@ def load_config(path: str | Path | None) -> StudyConfig:
         raise ConfigError(f"{path}: invalid YAML{where}: {problem}") from exc
     if raw is None:
         raw = {}
-    return config_from_dict(raw, source=str(path))
+    config = config_from_dict(raw, source=str(path))
+    trust_file(path, (config.teacher.arch, config.student.arch, config.data.name))  # the user passed this file
+    return config
 
 
 def config_from_dict(raw: Any, source: str = "config") -> StudyConfig:

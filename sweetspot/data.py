@@ -16,6 +16,7 @@ import torch
 from sweetspot import sources
 from sweetspot.config import DataConfig, did_you_mean
 from sweetspot.errors import DataError
+from sweetspot.imports import is_import_path, load_callable
 from sweetspot.sources import Raw
 
 
@@ -86,9 +87,14 @@ def class_name(dataset: str, k: int) -> str:
 
 
 def check_dataset(name: str) -> None:
+    """A built-in dataset, or an import path that is allowed and names a callable (see imports.py)."""
+    if is_import_path(name):
+        load_callable(name, "data.name")
+        return
     if name not in DATASETS:
         raise DataError(
-            f"data.name: unknown dataset {name!r}{did_you_mean(name, DATASETS)} (available: {', '.join(DATASETS)})"
+            f"data.name: unknown dataset {name!r}{did_you_mean(name, DATASETS)} (available: {', '.join(DATASETS)}, "
+            "or your own as an import path package.module:callable)"
         )
 
 
@@ -103,10 +109,17 @@ def load_splits(config: DataConfig, seed: int) -> Splits:
     from sklearn.model_selection import train_test_split
 
     check_dataset(config.name)
-    raw = DATASETS[config.name](config.data_dir, config.download)
+    if is_import_path(config.name):
+        raw = sources.load_imported(config.name)
+    else:
+        raw = DATASETS[config.name](config.data_dir, config.download)
     if raw.x_test is None or raw.y_test is None:
         index = np.arange(len(raw.y_train))
-        rest, test = train_test_split(index, test_size=config.test_fraction, random_state=seed, stratify=raw.y_train)
+        try:
+            rest, test = train_test_split(index, test_size=config.test_fraction, random_state=seed,
+                                          stratify=raw.y_train)
+        except ValueError as exc:  # a class with too few examples for a stratified split
+            raise DataError(f"data: cannot carve a test split from {config.name!r} by class: {exc}") from exc
         val_share = config.val_fraction / (1.0 - config.test_fraction)
         x, y = raw.x_train, raw.y_train
     else:
@@ -114,7 +127,10 @@ def load_splits(config: DataConfig, seed: int) -> Splits:
         y = np.concatenate([raw.y_train, raw.y_test])
         rest, test = np.arange(len(raw.y_train)), np.arange(len(raw.y_train), len(y))
         val_share = config.val_fraction
-    train, val = train_test_split(rest, test_size=val_share, random_state=seed, stratify=y[rest])
+    try:
+        train, val = train_test_split(rest, test_size=val_share, random_state=seed, stratify=y[rest])
+    except ValueError as exc:  # a class with too few examples for a stratified split
+        raise DataError(f"data: cannot split {config.name!r} into train, validation and test by class: {exc}") from exc
     # per channel, as torchvision's Normalize: per-pixel statistics would blow rare border pixels up
     # to 160 standard deviations on Fashion-MNIST (and cost its students 21 points on a withheld class)
     channel_axes = (0, *range(2, x.ndim))

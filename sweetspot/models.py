@@ -1,4 +1,5 @@
-"""Architecture registry: name -> builder(input_shape, n_classes, **options) -> nn.Module."""
+"""Architecture registry: name -> builder(input_shape, n_classes, **options) -> nn.Module; and the
+user's own builders, by torchvision name or import path (``architecture``)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import torch
 from torch import nn
 
 from sweetspot.config import NetConfig, did_you_mean
 from sweetspot.errors import ConfigError
+from sweetspot.imports import is_import_path, load_callable
 
 
 def mlp(
@@ -136,16 +139,51 @@ def _int_list(value: Any, minimum: int) -> bool:
     )
 
 
-def check_net(section: str, net: NetConfig) -> None:
-    """Reject an unknown architecture or option with the one-line message the CLI prints."""
-    if net.arch not in ARCHITECTURES:
+def architecture(arch: str, section: str = "arch") -> Callable[..., nn.Module]:
+    """The builder ``(input_shape, n_classes, **options) -> nn.Module`` that ``arch`` names: a registry
+    name, ``torchvision:NAME`` (one of torchvision's classification models), or an import path
+    ``package.module:callable`` (followed only where allowed: see imports.py)."""
+    if arch in ARCHITECTURES:
+        return ARCHITECTURES[arch]
+    if arch.startswith("torchvision:"):
+        return functools.partial(torchvision_model, arch.partition(":")[2])
+    if is_import_path(arch):
+        return load_callable(arch, section)
+    raise ConfigError(
+        f"{section}: unknown architecture {arch!r}{did_you_mean(arch, ARCHITECTURES)} (available: "
+        f"{', '.join(ARCHITECTURES)}, torchvision:NAME, or an import path package.module:callable)"
+    )
+
+
+def torchvision_model(name: str, input_shape: tuple[int, ...], n_classes: int, **options: Any) -> nn.Module:
+    """torchvision's classification model ``name``, untrained, with ``n_classes`` outputs and
+    ``options`` passed through. Images that do not have 3 channels go through a learned 1 x 1
+    convolution to 3 first; sizes are passed as they are (a network that cannot take them is refused
+    when the data is loaded)."""
+    from torchvision import models as tv
+
+    known = tv.list_models(module=tv)
+    if name not in known:
         raise ConfigError(
-            f"{section}.arch: unknown architecture {net.arch!r}{did_you_mean(net.arch, ARCHITECTURES)}"
-            f" (available: {', '.join(ARCHITECTURES)})"
+            f"arch: torchvision has no classification model {name!r}{did_you_mean(name, known)} "
+            "(torchvision.models.list_models() lists them)"
         )
-    allowed = [
-        p for p in inspect.signature(ARCHITECTURES[net.arch]).parameters if p not in ("input_shape", "n_classes")
-    ]
+    if len(input_shape) != 3:
+        raise ConfigError(f"arch: torchvision:{name} needs images (C, H, W), the dataset gives {input_shape}")
+    model = tv.get_model(name, weights=None, num_classes=n_classes, **options)
+    return model if input_shape[0] == 3 else nn.Sequential(nn.Conv2d(input_shape[0], 3, kernel_size=1), model)
+
+
+def check_net(section: str, net: NetConfig) -> None:
+    """Reject an unknown architecture, an import path that is not allowed or does not import, or an
+    option its builder does not take, with the one-line message the CLI prints."""
+    build = architecture(net.arch, f"{section}.arch")
+    if net.arch.startswith("torchvision:"):
+        return  # options go to torchvision's builder, which checks them when the network is built
+    params = inspect.signature(build).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return  # takes any option
+    allowed = [p for p in params if p not in ("input_shape", "n_classes")]
     for key, value in net.options.items():
         if key not in allowed:
             known = allowed + [f.name for f in NetConfig.__dataclass_fields__.values() if f.name != "options"]
@@ -153,13 +191,37 @@ def check_net(section: str, net: NetConfig) -> None:
                 f"{section}: unknown key {key!r}{did_you_mean(key, known)} "
                 f"(architecture {net.arch!r} takes: {', '.join(allowed) or 'no options'})"
             )
-        test, what = _OPTION_RULES.get(key, (lambda v: True, ""))
+        test, what = _OPTION_RULES.get(key, (lambda v: True, "")) if net.arch in ARCHITECTURES else (lambda v: True, "")
         if not test(value):
             raise ConfigError(f"{section}.{key}: must be {what}, got {value!r}")
 
 
+def check_outputs(section: str, net: NetConfig, x: torch.Tensor, n_classes: int) -> None:
+    """Build ``net`` for inputs like ``x`` (a few examples) and check it answers N x n_classes logits:
+    a user's network that fails here fails in one line, before any storage is touched."""
+    try:
+        model = build_model(net, tuple(x.shape[1:]), n_classes)
+        if not isinstance(model, nn.Module):
+            raise ConfigError(f"{section}.arch: {net.arch!r} returned a {type(model).__name__}, not an nn.Module")
+        with torch.no_grad():
+            out = model.eval()(x)
+    except ConfigError:
+        raise
+    except Exception as exc:  # the user's code, or options that do not fit the data
+        raise ConfigError(
+            f"{section}.arch: {net.arch!r} fails on inputs of shape {tuple(x.shape[1:])} with {n_classes} classes: "
+            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        ) from exc
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (len(x), n_classes):
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ConfigError(
+            f"{section}.arch: {net.arch!r} answers {shape} for {len(x)} inputs; it must return logits of shape "
+            f"({len(x)}, {n_classes})"
+        )
+
+
 def build_model(net: NetConfig, input_shape: tuple[int, ...], n_classes: int) -> nn.Module:
-    return ARCHITECTURES[net.arch](input_shape, n_classes, **net.options)
+    return architecture(net.arch)(input_shape, n_classes, **net.options)
 
 
 def count_parameters(model: nn.Module) -> int:

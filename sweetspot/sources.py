@@ -163,3 +163,59 @@ def _check_labels(y: np.ndarray, n_classes: int, where: Path) -> np.ndarray:
     if len(y) and (y.min() < 0 or y.max() >= n_classes):
         raise DataError(f"{where}: labels outside 0..{n_classes - 1} (found {y.min()}..{y.max()})")
     return y
+
+
+def load_imported(path: str) -> Raw:
+    """The user's dataset: the callable an import path names (see imports.py), called without
+    arguments, returning ``(x, y)`` (validation and test are carved from it) or ``(x_train, y_train,
+    x_test, y_test)``. Inputs: images N x C x H x W or N x H x W, or features N x D; uint8 (scaled to
+    [0, 1]) or floats (taken as they are). Labels: integers 0 to C - 1, every class in the training
+    data. Arrays or tensors. Every departure is one line naming it."""
+    from sweetspot.imports import load_callable
+
+    load = load_callable(path, "data.name")
+    try:
+        result = load()
+    except Exception as exc:  # the user's code: one line, the chain under --debug
+        raise DataError(f"data.name: {path!r} failed: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(result, (tuple, list)) or len(result) not in (2, 4):
+        got = f"{len(result)} values" if isinstance(result, (tuple, list)) else f"a {type(result).__name__}"
+        raise DataError(f"data.name: {path!r} must return (x, y) or (x_train, y_train, x_test, y_test), got {got}")
+    names = ("x", "y") if len(result) == 2 else ("x_train", "y_train", "x_test", "y_test")
+    arrays = {name: np.asarray(value) for name, value in zip(names, result)}
+    pairs = [(arrays[names[0]], arrays[names[1]], names[:2])]
+    if len(result) == 4:
+        pairs.append((arrays["x_test"], arrays["y_test"], names[2:]))
+    checked = [_checked_pair(path, x, y, where) for x, y, where in pairs]
+    shapes = {x.shape[1:] for x, _ in checked}
+    if len(shapes) > 1:
+        raise DataError(f"data.name: {path!r}: x_train and x_test have different example shapes {sorted(shapes)}")
+    n_classes = int(max(y.max() for _, y in checked)) + 1
+    missing = sorted(set(range(n_classes)) - set(checked[0][1].tolist()))
+    if missing:
+        raise DataError(f"data.name: {path!r}: labels must be 0 to {n_classes - 1} with every class in the training "
+                        f"data; classes {missing[:5]} have no example")
+    (x_train, y_train), *test = checked
+    return Raw(x_train, y_train, *(test[0] if test else (None, None)), n_classes)
+
+
+def _checked_pair(path: str, x: np.ndarray, y: np.ndarray, where: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:
+    xs, ys = where
+    if x.ndim == 3:
+        x = x[:, None]  # N x H x W: one channel
+    if x.ndim not in (2, 4) or len(x) == 0:
+        raise DataError(f"data.name: {path!r}: {xs} must be N x C x H x W, N x H x W or N x D with N > 0, "
+                        f"got shape {x.shape}")
+    if x.dtype == np.uint8:
+        x = x.astype(np.float32) / 255.0
+    elif np.issubdtype(x.dtype, np.floating):
+        x = x.astype(np.float32)
+        if not np.isfinite(x).all():
+            raise DataError(f"data.name: {path!r}: {xs} has values that are not finite")
+    else:
+        raise DataError(f"data.name: {path!r}: {xs} must be uint8 or floating point, got {x.dtype}")
+    if y.ndim != 1 or len(y) != len(x):
+        raise DataError(f"data.name: {path!r}: {ys} must be one label per example ({len(x)}), got shape {y.shape}")
+    if not np.issubdtype(y.dtype, np.integer) or (len(y) and y.min() < 0):
+        raise DataError(f"data.name: {path!r}: {ys} must be integers 0 to C - 1, got {y.dtype} from {y.min()}")
+    return x, y.astype(np.int64)

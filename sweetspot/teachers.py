@@ -10,6 +10,7 @@ back with ``torch.load(..., weights_only=True)``.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,7 @@ from sweetspot.config import NetConfig, StudyConfig, config_from_dict
 from sweetspot.data import Splits, transfer_indices
 from sweetspot.errors import ConfigError
 from sweetspot.files import atomic_file, read_export
+from sweetspot.imports import allow
 from sweetspot.metrics import accuracy, normalized_entropy
 from sweetspot.models import build_model
 from sweetspot.training import predict_logits
@@ -146,8 +148,13 @@ def save_weights(model: nn.Module, path: Path) -> None:
         torch.save(cpu_state_dict(model), tmp)
 
 
-def load_teacher(export_file: str | Path, weights_file: str | Path, trial: int | None = None) -> nn.Module:
-    """The teacher ``sweetspot teacher`` wrote, in eval mode: it takes raw inputs in [0, 1]."""
+def load_teacher(
+    export_file: str | Path, weights_file: str | Path, trial: int | None = None, allow_imports: Iterable[str] = ()
+) -> nn.Module:
+    """The teacher ``sweetspot teacher`` wrote, in eval mode: it takes raw inputs in [0, 1].
+    ``allow_imports``: the top-level packages whose import paths the export may name (your own
+    architecture's package, e.g. ``("my_nets",)``; see imports.py for why it is asked)."""
+    allow(allow_imports)
     chosen = pick_teacher(read_export(export_file), trial)
     state = load_weights(Path(weights_file))
     shape = tuple(state["0.mean"].shape)

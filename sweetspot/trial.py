@@ -41,7 +41,7 @@ from sweetspot.metrics import (
     shifted,
     soft_labels_by_class,
 )
-from sweetspot.models import build_model, check_net
+from sweetspot.models import check_net, check_outputs
 from sweetspot.students import seeded_for_students, train_students
 from sweetspot.training import predict_logits
 from sweetspot.trajectories import Watch, seeded_runs
@@ -116,8 +116,8 @@ def prepare(config: StudyConfig, device: torch.device) -> Splits:
     check_classes(config.distill.withheld_classes, splits.n_classes)
     if not isinstance(config.distill.missing_classes, str):
         check_classes(config.distill.missing_classes, splits.n_classes, "distill.missing_classes")
-    for net in (config.teacher, config.student):  # options that do not fit the data fail here, not mid-trial
-        build_model(net, splits.input_shape, splits.n_classes)
+    for section, net in (("teacher", config.teacher), ("student", config.student)):
+        check_outputs(section, net, splits.x_train[:2], splits.n_classes)  # fails here, not mid-trial
     n_train = len(splits.y_train)
     largest = max(batch_size_choices(config.search.batch_size))
     if largest > n_train:

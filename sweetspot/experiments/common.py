@@ -18,7 +18,8 @@ from sweetspot.checkpoints import CheckpointStore
 from sweetspot.config import NetConfig, StudyConfig
 from sweetspot.data import Splits
 from sweetspot.errors import ConfigError
-from sweetspot.models import ARCHITECTURES
+from sweetspot.imports import is_import_path, trust_command_line
+from sweetspot.models import architecture
 from sweetspot.students import seeded_for_students, train_students
 from sweetspot.students import train_student as fit_student
 from sweetspot.teachers import net_from_recipe
@@ -65,18 +66,22 @@ class Setup:
 
 
 def parse_teacher(text: str) -> TeacherSpec:
-    """``[LABEL=][ARCH:]BATCH:EPOCHS``, e.g. ``large=paper-mnist-large:4096:50`` or ``64:10``."""
+    """``[LABEL=][ARCH:]BATCH:EPOCHS``, e.g. ``large=paper-mnist-large:4096:50``, ``64:10``, or with an
+    import path or a torchvision model, ``mine=my_nets:cnn:64:10``, ``torchvision:resnet18:128:5``.
+    An import path given here is the user's own (trusted, as in a config file they pass)."""
     label, _, spec = text.rpartition("=")
     parts = spec.split(":")
     try:
-        arch = parts[0] if len(parts) == 3 else None
+        arch = ":".join(parts[:-2]) or None
         batch_size, epochs = int(parts[-2]), int(parts[-1])
     except (ValueError, IndexError) as exc:
         raise ConfigError(f"{text!r} is not [LABEL=][ARCH:]BATCH:EPOCHS (e.g. large=mlp:16:100)") from exc
-    if len(parts) not in (2, 3) or batch_size < 1 or epochs < 1:
+    if batch_size < 1 or epochs < 1:
         raise ConfigError(f"{text!r} is not [LABEL=][ARCH:]BATCH:EPOCHS with positive numbers")
-    if arch is not None and arch not in ARCHITECTURES:
-        raise ConfigError(f"unknown architecture {arch!r} (available: {', '.join(ARCHITECTURES)})")
+    if arch is not None:
+        if is_import_path(arch):
+            trust_command_line(arch)
+        architecture(arch, "--teacher")  # unknown, not allowed or not importable: one line now
     return TeacherSpec(label or spec, arch, batch_size, epochs)
 
 

@@ -1,0 +1,96 @@
+"""Import paths (``package.module:callable``) for the user's own networks, and who may name them.
+
+A config names an architecture by registry name, ``torchvision:NAME``, or an import path. Importing a
+module runs its code, so an import path is followed only where the user vouched for it:
+
+* it is written in a config file given on the command line (``load_config`` calls ``trust_file``),
+  whose folder, with the working directory, is then on the import path (as uvicorn does with
+  ``module:app``: a module beside the config imports without PYTHONPATH);
+* or its top-level package is listed in ``$SWEETSPOT_IMPORTS`` (comma-separated) or given with
+  ``--allow-import`` (``allow``).
+
+A config read back from a study's database (``sweetspot export``, ``report``) or an export file is
+not vouched for by itself: whoever can write the database must not make a process import arbitrary
+installed modules. torchvision, a dependency, is always allowed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from sweetspot.errors import ConfigError
+
+IMPORTS_ENV = "SWEETSPOT_IMPORTS"
+_trusted_paths: set[str] = set()  # exact import paths from config files the user passed
+_allowed_packages: set[str] = set()  # from --allow-import
+
+
+def is_import_path(name: str) -> bool:
+    """``module:callable`` (and not ``torchvision:NAME``, which the registry resolves itself)."""
+    module, sep, attr = name.partition(":")
+    return bool(sep and module and attr) and module != "torchvision"
+
+
+def trust_file(config_file: Path, import_paths: Iterable[str]) -> None:
+    """The import paths of a config file the user passed: followed, with the file's folder and the
+    working directory on the import path."""
+    _trust(import_paths, config_file.resolve().parent)
+
+
+def _trust(import_paths: Iterable[str], folder: Path) -> None:
+    for where in (str(Path.cwd()), str(folder)):
+        if where not in sys.path:
+            sys.path.insert(0, where)
+    _trusted_paths.update(p for p in import_paths if is_import_path(p))
+
+
+def trust_command_line(path: str) -> None:
+    """An import path the user typed (``experiment --teacher``): followed, the working directory on the path."""
+    _trust((path,), Path.cwd())
+
+
+def allow(packages: Iterable[str]) -> None:
+    """``--allow-import``: top-level packages whose import paths may be followed wherever they come from."""
+    _allowed_packages.update(p.strip() for p in packages if p.strip())
+
+
+def _allowed(path: str) -> bool:
+    top = path.partition(":")[0].split(".")[0]
+    listed = {p.strip() for p in os.environ.get(IMPORTS_ENV, "").split(",") if p.strip()}
+    return path in _trusted_paths or top in _allowed_packages | listed
+
+
+def load_callable(path: str, section: str) -> Callable[..., Any]:
+    """The callable an import path names, imported if it is allowed; every failure one line."""
+    if not _allowed(path):
+        top = path.partition(":")[0].split(".")[0]
+        raise ConfigError(
+            f"{section}: import path {path!r} is not allowed here: only those in a config file given on the command "
+            f"line are followed, or those of packages listed in ${IMPORTS_ENV} or given with --allow-import "
+            f"(e.g. --allow-import {top})"
+        )
+    module_name, _, attr = path.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise ConfigError(
+            f"{section}: cannot import {module_name!r} for {path!r} ({exc}); put it beside the config file, in the "
+            "working directory, or on PYTHONPATH"
+        ) from exc
+    except Exception as exc:  # the user's module failed while importing: say so in one line
+        raise ConfigError(f"{section}: importing {module_name!r} failed: {type(exc).__name__}: {exc}") from exc
+    target: Any = module
+    for part in attr.split("."):
+        if not hasattr(target, part):
+            raise ConfigError(f"{section}: {module_name!r} has no attribute {attr!r} (from {path!r})")
+        target = getattr(target, part)
+    if not callable(target):
+        raise ConfigError(
+            f"{section}: {path!r} is a {type(target).__name__}, not a callable (input_shape, n_classes, **options)"
+        )
+    return target

@@ -1,0 +1,115 @@
+"""examples/own-model: a user's own teacher, student and dataset function, end to end."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+import sweetspot.imports
+from sweetspot.errors import DataError
+from sweetspot.sources import load_imported
+from tests.conftest import REPO, run_console_script
+
+EXAMPLE = REPO / "examples" / "own-model"
+
+
+@pytest.fixture
+def example(tmp_path: Path, monkeypatch) -> Path:
+    """A copy of the example (its modules under their own names), as the working directory, with
+    nothing trusted yet and a study short enough for a test."""
+    monkeypatch.setattr(sweetspot.imports, "_trusted_paths", set())
+    monkeypatch.setattr(sweetspot.imports, "_allowed_packages", set())
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    folder = tmp_path / "own-model"
+    shutil.copytree(EXAMPLE, folder)
+    study = yaml.safe_load((folder / "study.yaml").read_text())
+    study["search"] = {"batch_size": [64, 512], "epochs": [1, 3]}
+    study["student"]["epochs"] = 5
+    (folder / "study.yaml").write_text(yaml.safe_dump(study))
+    monkeypatch.chdir(folder)
+    return folder
+
+
+def test_the_example_runs_exports_and_loads_in_the_users_own_code(cli, example):
+    url = "sqlite:///own-model.db"
+    code, _, err = cli("run", "study.yaml", "--storage", url, "--trials", "3", "--no-progress")
+    assert code == 0, err
+    sweetspot.imports._trusted_paths.clear()  # what `run` vouched for ends with its process
+    allow = ("--allow-import", "my_nets", "--allow-import", "my_data")
+    code, _, err = cli("export", "--storage", url, "--out", "own-teacher.yaml", *allow)
+    assert code == 0, err
+    code, _, err = cli("teacher", "own-teacher.yaml", "--out", "own-teacher.pt", "--storage", url, *allow)
+    assert code == 0, err
+    script = (
+        "import torch; from sweetspot.teachers import load_teacher; "
+        "t = load_teacher('own-teacher.yaml', 'own-teacher.pt', allow_imports=['my_nets']); "
+        "print(type(t[1][0]).__name__, tuple(t(torch.rand(4, 1, 8, 8)).shape))"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=example)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["Conv2d", "(4,", "10)"]  # the user's own network, answering 10 classes
+
+
+def test_the_example_runs_with_two_workers_on_postgres(example, postgres_url, study_name, tmp_path):
+    result = run_console_script(
+        "run", "study.yaml", "--storage", postgres_url, "--study", study_name, "--workers", "2", "--trials", "4",
+        "--log-dir", tmp_path / "logs", cwd=example,
+    )
+    assert result.returncode == 0, result.stderr
+    trials = optuna.load_study(study_name=study_name, storage=postgres_url).trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
+    assert len({t.user_attrs["worker"] for t in trials}) == 2
+
+
+@pytest.mark.parametrize(
+    ("returned", "message"),
+    [
+        ("np.zeros((10, 8, 8), np.uint8)", "must return (x, y) or (x_train, y_train, x_test, y_test), got a ndarray"),
+        ("(np.zeros((10, 8, 8), np.uint8), np.arange(9))", "y must be one label per example (10)"),
+        ("(np.zeros((10, 8), np.int32), np.arange(10))", "x must be uint8 or floating point, got int32"),
+        ("(np.zeros((10, 8)), np.arange(10) * 1.0)", "y must be integers 0 to C - 1, got float64"),
+        ("(np.zeros((10, 8)), np.arange(10) - 1)", "y must be integers 0 to C - 1, got int64 from -1"),
+        ("(np.zeros((10, 8)), np.arange(10) * 2)", "classes [1, 3, 5, 7, 9] have no example"),
+        ("(np.zeros((4, 8)), np.arange(4), np.zeros((2, 9)), np.arange(2))", "different example shapes"),
+        ("(np.full((4, 8), np.nan), np.arange(4))", "has values that are not finite"),
+    ],
+    ids=["not-a-pair", "labels-short", "int-inputs", "float-labels", "negative-label", "missing-classes",
+         "test-shape", "nan"],
+)
+def test_a_bad_dataset_function_is_one_line(tmp_path, monkeypatch, request, returned, message):
+    name = "bad_data_" + request.node.callspec.id.replace("-", "_")
+    (tmp_path / f"{name}.py").write_text(f"import numpy as np\n\n\ndef load():\n    return {returned}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv(sweetspot.imports.IMPORTS_ENV, name)
+    with pytest.raises(DataError) as caught:
+        load_imported(f"{name}:load")
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_class_too_small_to_split_is_one_line(cli, write_config, tmp_path, monkeypatch):
+    (tmp_path / "tiny_data.py").write_text(
+        "import numpy as np\n\n\ndef load():\n    return np.random.rand(41, 8), np.r_[np.arange(40) % 2, 2]\n"
+    )
+    config = write_config({"data.name": "tiny_data:load", "distill.withheld_classes": []})
+    code, _, err = cli("trial", config, "--batch-size", "32", "--epochs", "1")
+    assert code == 2 and "cannot carve a test split from 'tiny_data:load' by class" in err and err.count("\n") == 1
+
+
+def test_uint8_images_are_scaled_to_the_unit_interval(example, monkeypatch):
+    from sweetspot.errors import ConfigError
+
+    monkeypatch.syspath_prepend(str(example))
+    with pytest.raises(ConfigError, match="is not allowed here"):
+        load_imported("my_data:digits_images")  # importable, but nothing vouches for it yet
+    sweetspot.imports.allow(["my_data"])
+    raw = load_imported("my_data:digits_images")
+    assert raw.x_train.shape == (1797, 1, 8, 8) and raw.x_train.dtype == np.float32
+    assert raw.x_train.min() == 0.0 and raw.x_train.max() == 1.0 and raw.n_classes == 10 and raw.x_test is None
