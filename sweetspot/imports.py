@@ -4,8 +4,8 @@ A config names an architecture by registry name, ``torchvision:NAME``, or an imp
 module runs its code, so an import path is followed only where the user vouched for it:
 
 * it is written in a config file given on the command line (``load_config`` calls ``trust_file``),
-  whose folder, with the working directory, is then on the import path (as uvicorn does with
-  ``module:app``: a module beside the config imports without PYTHONPATH);
+  whose folder is then on the import path (as uvicorn does with ``module:app``: a module beside the
+  config imports without PYTHONPATH; the working directory is always on it);
 * or its top-level package is listed in ``$SWEETSPOT_IMPORTS`` (comma-separated) or given with
   ``--allow-import`` (``allow``).
 
@@ -75,6 +75,8 @@ def load_callable(path: str, section: str) -> Callable[..., Any]:
             f"(e.g. --allow-import {top})"
         )
     module_name, _, attr = path.partition(":")
+    if str(Path.cwd()) not in sys.path:  # as uvicorn: a module in the working directory imports as it is
+        sys.path.insert(0, str(Path.cwd()))
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:

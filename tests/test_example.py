@@ -40,9 +40,13 @@ def example(tmp_path: Path, monkeypatch) -> Path:
 
 def test_the_example_runs_exports_and_loads_in_the_users_own_code(cli, example):
     url = "sqlite:///own-model.db"
+    path = [p for p in sys.path if p not in ("", ".")]  # as in the `sweetspot` script: no working directory
     code, _, err = cli("run", "study.yaml", "--storage", url, "--trials", "3", "--no-progress")
     assert code == 0, err
-    sweetspot.imports._trusted_paths.clear()  # what `run` vouched for ends with its process
+    sweetspot.imports._trusted_paths.clear()  # what `run` vouched for, and put on the import path,
+    sys.path[:] = path  # ends with its process: export starts from the working directory alone
+    for module in ("my_nets", "my_data"):
+        sys.modules.pop(module, None)
     allow = ("--allow-import", "my_nets", "--allow-import", "my_data")
     code, _, err = cli("export", "--storage", url, "--out", "own-teacher.yaml", *allow)
     assert code == 0, err

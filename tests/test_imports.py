@@ -146,12 +146,16 @@ def test_experiment_teachers_take_import_paths_and_torchvision_names(tmp_path, m
         parse_teacher(f"{name}:nope:64:2")
 
 
-def test_an_imported_teacher_exports_and_loads_in_a_fresh_process(cli, tmp_path, request):
+def test_an_imported_teacher_exports_and_loads_in_a_fresh_process(cli, tmp_path, monkeypatch, request):
     name, folder = _module(tmp_path, request)
     config = _config(folder, f"{name}:small_cnn", width=4)
     url = f"sqlite:///{tmp_path / 'own.db'}"
+    path = [p for p in sys.path if p not in ("", ".")]  # as in the `sweetspot` script: no working directory
     assert cli("run", config, "--storage", url, "--trials", "2", "--no-progress")[0] == 0
-    sweetspot.imports._trusted_paths.clear()  # what `run` vouched for ends with its process
+    sweetspot.imports._trusted_paths.clear()  # what `run` vouched for, and put on the import path,
+    sys.path[:] = path  # ends with its process
+    sys.modules.pop(name, None)
+    monkeypatch.chdir(folder)  # export, without a config, finds the module in the working directory
     out = tmp_path / "best.yaml"
     code, _, err = cli("export", "--storage", url, "--out", out)  # the stored config vouches for nothing
     assert code == 2 and "is not allowed here" in err and f"--allow-import {name}" in err
