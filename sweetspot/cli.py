@@ -216,7 +216,7 @@ def _open(args: argparse.Namespace, config: Any) -> tuple[Any, Any, Any, str]:
     """Validate and load what trials need, make the objective (its artifact and checkpoint
     folders), then open (or create) the study: in this order, so that bad input is refused before
     anything is written to the storage. Returns (study, storage, objective, URL)."""
-    from sweetspot.study import open_study, resolve_storage_url
+    from sweetspot.study import open_study, provenance, resolve_storage_url
     from sweetspot.trial import prepare
 
     splits = prepare(config, _setup_compute(args))
@@ -224,7 +224,7 @@ def _open(args: argparse.Namespace, config: Any) -> tuple[Any, Any, Any, str]:
     storage, url = _storage(args, heartbeat=_heartbeat(args))
     _quiet_optuna()
     with _given("--study"):
-        study = open_study(storage, args.study or config.name, config)
+        study = open_study(storage, args.study or config.name, config, provenance(config, splits.digest))
     return study, storage, objective, url
 
 

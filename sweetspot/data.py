@@ -7,6 +7,7 @@ indexes them in place. The test split is only read by `sweetspot export`.
 from __future__ import annotations
 
 import functools
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -34,6 +35,7 @@ class Splits:
     y_test: torch.Tensor
     input_mean: torch.Tensor  # standardisation of raw inputs in [0, 1] (per channel, fitted on train), input-shaped
     input_std: torch.Tensor
+    digest: str = ""  # of the data as read (before any split): workers of one study must hold the same
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -41,7 +43,7 @@ class Splits:
 
     def to(self, device: torch.device | str) -> Splits:
         moved = {k: v.to(device) for k, v in self.__dict__.items() if isinstance(v, torch.Tensor)}
-        return Splits(name=self.name, n_classes=self.n_classes, **moved)
+        return Splits(name=self.name, n_classes=self.n_classes, digest=self.digest, **moved)
 
     def evaluation(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         """The (x, y) a trial is scored on: ``val`` while searching, ``test`` once at export."""
@@ -144,7 +146,18 @@ def load_splits(config: DataConfig, seed: int) -> Splits:
 
     (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = tensors(train), tensors(val), tensors(test)
     stats = (torch.from_numpy(np.asarray(mean, dtype=np.float32)), torch.from_numpy(np.asarray(std, dtype=np.float32)))
-    return Splits(config.name, raw.n_classes, x_tr, y_tr, x_va, y_va, x_te, y_te, *stats)
+    return Splits(config.name, raw.n_classes, x_tr, y_tr, x_va, y_va, x_te, y_te, *stats, digest=data_digest(raw))
+
+
+def data_digest(raw: Raw) -> str:
+    """A digest of a dataset as read (inputs scaled to [0, 1], labels), independent of any split or
+    standardisation: the same files or the same function's arrays give the same digest anywhere."""
+    digest = hashlib.blake2b(digest_size=16)
+    for array in (raw.x_train, raw.y_train, raw.x_test, raw.y_test):
+        if array is not None:
+            digest.update(str((array.shape, array.dtype.str)).encode())
+            digest.update(np.ascontiguousarray(array).tobytes())
+    return "blake2b:" + digest.hexdigest()
 
 
 def check_classes(classes: tuple[int, ...], n_classes: int, where: str = "distill.withheld_classes") -> None:

@@ -16,7 +16,9 @@ installed modules. torchvision, a dependency, is always allowed.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import inspect
 import os
 import sys
 from collections.abc import Callable, Iterable
@@ -96,3 +98,13 @@ def load_callable(path: str, section: str) -> Callable[..., Any]:
             f"{section}: {path!r} is a {type(target).__name__}, not a callable (input_shape, n_classes, **options)"
         )
     return target
+
+
+def source_digest(path: str) -> str:
+    """A digest of the source file of the module an (already checked) import path names: two
+    workers whose files differ have different digests."""
+    module = importlib.import_module(path.partition(":")[0])
+    source = inspect.getsourcefile(module)
+    if source is None:
+        return "no source file"
+    return "blake2b:" + hashlib.blake2b(Path(source).read_bytes(), digest_size=16).hexdigest()

@@ -31,6 +31,7 @@ from sweetspot.retry import first_line
 DEFAULT_STORAGE = "sqlite:///sweetspot.db"
 STORAGE_ENV = "SWEETSPOT_STORAGE"
 CONFIG_ATTR = "sweetspot_config"  # study user attribute holding the config as a dict
+PROVENANCE_ATTR = "sweetspot_provenance"  # digests of the data and of each imported module's source
 SUPPORTED_BACKENDS = ("sqlite", "postgresql", "mysql")
 
 
@@ -169,11 +170,26 @@ def make_sampler(config: StudyConfig, seed: int) -> optuna.samplers.BaseSampler:
     return optuna.samplers.TPESampler(seed=seed)
 
 
-def open_study(storage: optuna.storages.BaseStorage, name: str, config: StudyConfig) -> optuna.Study:
+def provenance(config: StudyConfig, data_digest: str) -> dict[str, str]:
+    """What every worker of one study must share beyond its config: the data as read, and the
+    source file of each module an import path of the config names (the user's own code)."""
+    from sweetspot.imports import is_import_path, source_digest
+
+    found = {"data": data_digest}
+    for name in (config.teacher.arch, config.student.arch, config.data.name):
+        if is_import_path(name):
+            found[name] = source_digest(name)
+    return found
+
+
+def open_study(
+    storage: optuna.storages.BaseStorage, name: str, config: StudyConfig, provenance: dict[str, str] | None = None
+) -> optuna.Study:
     """Create the study, or load it if it exists and was made with the same config.
 
     A study made with another config is refused (nothing is written), so that trials of two
-    different experiments never mix. Each call gets a sampler seeded by the config seed and the
+    different experiments never mix; so is a worker whose data or imported code differ from those
+    the study recorded (``provenance``). Each call gets a sampler seeded by the config seed and the
     number of trials already there, so that a resumed study explores new points deterministically.
     """
     if name in study_names(storage):
@@ -188,6 +204,7 @@ def open_study(storage: optuna.storages.BaseStorage, name: str, config: StudyCon
                 f"study {name!r} was created with a different config ({shown}); "
                 "use the original config or start a new study with --study NAME"
             )
+        _check_provenance(name, existing.user_attrs.get(PROVENANCE_ATTR) or {}, provenance or {})
         n_before = len(existing.get_trials(deepcopy=False))
         sampler = make_sampler(config, derive_seed(config.seed, n_before, 1))
         return optuna.load_study(
@@ -202,10 +219,23 @@ def open_study(storage: optuna.storages.BaseStorage, name: str, config: StudyCon
         load_if_exists=True,  # another worker may create it at the same moment
     )
     study.set_user_attr(CONFIG_ATTR, config.to_dict())
+    if provenance:
+        study.set_user_attr(PROVENANCE_ATTR, provenance)
     with experimental():
         study.set_metric_names(list(config.objectives))
     save_note(study, study_note(config))  # optuna-dashboard shows it on the study's page
     return study
+
+
+def _check_provenance(name: str, recorded: dict[str, str], here: dict[str, str]) -> None:
+    differ = [key for key in here if key in recorded and recorded[key] != here[key]]
+    if not differ:
+        return
+    what = " and ".join("data" if key == "data" else f"code ({key})" for key in differ)
+    raise ConfigError(
+        f"study {name!r} was run with other {what}: {here[differ[0]]} here, {recorded[differ[0]]} in the study; "
+        "every worker of a study must run the same code on the same data"
+    )
 
 
 def metric_names(study: optuna.Study) -> list[str]:

@@ -117,3 +117,46 @@ def test_uint8_images_are_scaled_to_the_unit_interval(example, monkeypatch):
     raw = load_imported("my_data:digits_images")
     assert raw.x_train.shape == (1797, 1, 8, 8) and raw.x_train.dtype == np.float32
     assert raw.x_train.min() == 0.0 and raw.x_train.max() == 1.0 and raw.n_classes == 10 and raw.x_test is None
+
+
+def test_a_worker_with_other_code_or_data_is_refused_and_writes_nothing(cli, example):
+    from sweetspot.study import PROVENANCE_ATTR
+
+    x, y = _digits()
+    np.save("digits_x.npy", x)
+    np.save("digits_y.npy", y)
+    Path("file_data.py").write_text(
+        "import numpy as np\n\n\ndef load():\n    return np.load('digits_x.npy'), np.load('digits_y.npy')\n"
+    )
+    study_file = yaml.safe_load(Path("study.yaml").read_text())
+    study_file["data"]["name"] = "file_data:load"
+    Path("study.yaml").write_text(yaml.safe_dump(study_file))
+    url = "sqlite:///own-model.db"
+    assert cli("run", "study.yaml", "--storage", url, "--trials", "1", "--no-progress")[0] == 0
+    recorded = optuna.load_study(study_name="own-model", storage=url).user_attrs[PROVENANCE_ATTR]
+    assert set(recorded) == {"data", "my_nets:small_cnn", "my_nets:tiny_student", "file_data:load"}
+
+    Path("my_nets.py").write_text(Path("my_nets.py").read_text() + "\n# edited on one machine only\n")
+    sys.modules.pop("my_nets", None)
+    code, _, err = cli("run", "study.yaml", "--storage", url, "--trials", "1", "--no-progress")
+    assert code == 2 and "was run with other code (my_nets:small_cnn) and code (my_nets:tiny_student)" in err
+    assert err.count("\n") == 1
+
+    Path("my_nets.py").write_text(Path("my_nets.py").read_text().replace("\n# edited on one machine only\n", ""))
+    sys.modules.pop("my_nets", None)
+    x = np.load("digits_x.npy")
+    x[0, 0, 0] ^= 1  # one pixel of one image
+    np.save("digits_x.npy", x)
+    from sweetspot.data import load_splits
+
+    load_splits.cache_clear()
+    code, _, err = cli("run", "study.yaml", "--storage", url, "--trials", "1", "--no-progress")
+    assert code == 2 and "was run with other data: blake2b:" in err and err.count("\n") == 1
+    assert len(optuna.load_study(study_name="own-model", storage=url).trials) == 1  # nothing written
+
+
+def _digits() -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    return np.round(bunch.images * (255 / 16)).astype(np.uint8), bunch.target
