@@ -74,6 +74,8 @@ class DataConfig:
     test_fraction: float = 0.2  # share held out (datasets without an official test split); read only by export
     data_dir: str | None = None  # where the files are (default: $SWEETSPOT_DATA, else ~/.cache/sweetspot)
     download: bool = False  # let torchvision fetch a missing dataset
+    root: str | None = None  # imagefolder: the folder of class folders (relative: to the working directory)
+    image_size: int | None = None  # imagefolder: resize every image to this square size (None: as they are)
 
 
 @dataclass(frozen=True)
@@ -162,7 +164,7 @@ class StudyConfig:
         """What must match for two runs to share a study (everything but the run length)."""
         science = self.to_dict()
         science.pop("n_trials")
-        for where in ("data_dir", "download"):  # where the same files are, not what they are
+        for where in ("data_dir", "download", "root"):  # where the same files are, not what they are
             science["data"].pop(where)
         return science
 
@@ -305,6 +307,10 @@ def _check_ranges(c: StudyConfig, source: str) -> None:
     if missing and not c.distill.missing_classes:
         fail("objectives", f"uses {missing[0]}, which needs distill.missing_classes (all, or a list of classes)")
     d = c.data
+    if d.name == "imagefolder" and not d.root:
+        fail("data.root", "imagefolder needs data.root: a folder with one folder of images per class")
+    if d.image_size is not None and d.image_size < 1:
+        fail("data.image_size", f"must be a positive number of pixels or null, got {d.image_size}")
     for key in ("val_fraction", "test_fraction"):
         if not 0.0 < getattr(d, key) < 1.0:
             fail(f"data.{key}", f"must be between 0 and 1 (exclusive), got {getattr(d, key)}")

@@ -93,10 +93,10 @@ def check_dataset(name: str) -> None:
     if is_import_path(name):
         load_callable(name, "data.name")
         return
-    if name not in DATASETS:
+    if name not in DATASETS and name != "imagefolder":
         raise DataError(
-            f"data.name: unknown dataset {name!r}{did_you_mean(name, DATASETS)} (available: {', '.join(DATASETS)}, "
-            "or your own as an import path package.module:callable)"
+            f"data.name: unknown dataset {name!r}{did_you_mean(name, DATASETS)} (available: "
+            f"{', '.join(DATASETS)}, imagefolder, or your own as an import path package.module:callable)"
         )
 
 
@@ -113,6 +113,9 @@ def load_splits(config: DataConfig, seed: int) -> Splits:
     check_dataset(config.name)
     if is_import_path(config.name):
         raw = sources.load_imported(config.name)
+    elif config.name == "imagefolder":
+        assert config.root is not None  # config validation
+        raw = sources.load_imagefolder(config.root, config.image_size)
     else:
         raw = DATASETS[config.name](config.data_dir, config.download)
     if raw.x_test is None or raw.y_test is None:

@@ -8,6 +8,7 @@ DataError saying which files are expected where, and how to get them.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import pickle
 import shutil
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sweetspot.errors import DataError
+from sweetspot.errors import DataError, FileError
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -219,3 +220,87 @@ def _checked_pair(path: str, x: np.ndarray, y: np.ndarray, where: tuple[str, str
     if not np.issubdtype(y.dtype, np.integer) or (len(y) and y.min() < 0):
         raise DataError(f"data.name: {path!r}: {ys} must be integers 0 to C - 1, got {y.dtype} from {y.min()}")
     return x, y.astype(np.int64)
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+
+def load_imagefolder(root: str, image_size: int | None) -> Raw:
+    """A folder of class folders of images, as torchvision's ``ImageFolder`` reads it (class k: the
+    k-th folder name in sorted order), with an optional ``test`` folder of the same classes as the
+    test split. Decoded once: the uint8 arrays are cached in ``$SWEETSPOT_DATA/imagefolder/``,
+    keyed by every file's path, size and modification time and by ``image_size``. Grayscale images
+    stay one channel; any other mode becomes RGB."""
+    folder = Path(root)
+    if not folder.is_dir():
+        raise DataError(f"data.root: {root!r} is not a folder (give a folder with one folder of images per class)")
+    classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name != "test" and not p.name.startswith("."))
+    if not classes:
+        raise DataError(f"data.root: {root!r} has no class folders (expected {root}/CLASS/IMAGE.png, ...)")
+    parts = [_image_files(folder, classes)]
+    if (folder / "test").is_dir():
+        parts.append(_image_files(folder / "test", classes))
+    key = hashlib.blake2b(repr((image_size, [(str(p), p.stat().st_size, p.stat().st_mtime_ns, k)
+                                              for files in parts for p, k in files])).encode(), digest_size=16)
+    cache = default_root() / "imagefolder" / f"{key.hexdigest()}.npz"
+    if cache.is_file():
+        with np.load(cache) as stored:
+            arrays = [(stored[f"x{i}"], stored[f"y{i}"]) for i in range(len(parts))]
+    else:
+        arrays = [_decode(files, image_size) for files in parts]
+        _store(cache, arrays)
+    shapes = {x.shape[1:] for x, _ in arrays}
+    if len(shapes) > 1:
+        raise DataError(f"data.root: {root!r}: the training and test images differ in shape {sorted(shapes)}; "
+                        "set data.image_size")
+    (x, y), *test = [(xs.astype(np.float32) / 255.0, ys) for xs, ys in arrays]
+    return Raw(x, y, *(test[0] if test else (None, None)), len(classes))
+
+
+def _image_files(folder: Path, classes: list[str]) -> list[tuple[Path, int]]:
+    files = []
+    for k, name in enumerate(classes):
+        found = sorted(p for p in (folder / name).glob("*") if p.suffix.lower() in IMAGE_SUFFIXES) if (
+            folder / name).is_dir() else []
+        if not found:
+            raise DataError(f"data.root: {str(folder / name)!r} has no images ({', '.join(IMAGE_SUFFIXES)})")
+        files += [(p, k) for p in found]
+    return files
+
+
+def _decode(files: list[tuple[Path, int]], image_size: int | None) -> tuple[np.ndarray, np.ndarray]:
+    from PIL import Image, UnidentifiedImageError
+
+    images = []
+    for path, _ in files:
+        try:
+            with Image.open(path) as image:
+                image.load()
+                image = image.convert("L" if image.mode in ("L", "1", "I;16", "I") else "RGB")
+                if image_size is not None:
+                    image = image.resize((image_size, image_size), Image.Resampling.BILINEAR)
+                images.append(np.asarray(image, dtype=np.uint8))
+        except (OSError, UnidentifiedImageError) as exc:
+            raise DataError(f"data.root: cannot read image {str(path)!r} ({exc})") from exc
+    modes = {a.ndim for a in images}
+    if len(modes) > 1:  # some grayscale, some colour: all colour
+        images = [np.repeat(a[..., None], 3, axis=-1) if a.ndim == 2 else a for a in images]
+    sizes = {a.shape[:2] for a in images}
+    if len(sizes) > 1:
+        shown = ", ".join(f"{h}x{w}" for h, w in sorted(sizes)[:3])
+        raise DataError(f"data.root: the images differ in size ({shown}, ...); set data.image_size to resize them")
+    x = np.stack(images)
+    x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)  # N x C x H x W
+    return np.ascontiguousarray(x), np.array([k for _, k in files], dtype=np.int64)
+
+
+def _store(cache: Path, arrays: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    """The decoded arrays, written whole or not at all (a cache that cannot be written is skipped)."""
+    from sweetspot.files import atomic_file
+
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_file(cache) as tmp, open(tmp, "wb") as handle:
+            np.savez(handle, **{f"{n}{i}": a for i, pair in enumerate(arrays) for n, a in zip("xy", pair)})
+    except (OSError, FileError):
+        pass  # decoding again next time is slower, not wrong

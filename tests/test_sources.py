@@ -137,3 +137,76 @@ def test_the_real_fashion_mnist_of_debians_package(tmp_path):
     assert (len(s.y_train), len(s.y_val), len(s.y_test)) == (48000, 12000, 10000)
     assert s.input_shape == (1, 28, 28) and s.n_classes == 10
     assert np.bincount(s.y_test.numpy()).tolist() == [1000] * 10
+
+
+def _image_folder(root: Path, sizes=((10, 12),), mode: str = "L", test: bool = True) -> Path:
+    """3 classes x 6 images (a test folder with 2 per class), each class a different brightness."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, count in (("", 6), ("test", 2)) if test else (("", 6),):
+        for k, name in enumerate(("cat", "dog", "emu")):
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                h, w = sizes[i % len(sizes)]
+                pixels = rng.integers(0, 60, (h, w, 3) if mode == "RGB" else (h, w)) + 90 * k
+                Image.fromarray(pixels.astype(np.uint8), mode).save(folder / f"{i}.png")
+    return root
+
+
+def test_an_image_folder_loads_with_its_test_split_and_is_cached(tmp_path, monkeypatch):
+    from sweetspot.sources import load_imagefolder
+
+    monkeypatch.setenv("SWEETSPOT_DATA", str(tmp_path / "cache"))
+    root = _image_folder(tmp_path / "pets", sizes=((10, 12), (14, 9)), mode="RGB")
+    raw = load_imagefolder(str(root), 8)
+    assert raw.x_train.shape == (18, 3, 8, 8) and raw.x_test.shape == (6, 3, 8, 8) and raw.n_classes == 3
+    assert raw.y_train.tolist() == [0] * 6 + [1] * 6 + [2] * 6  # classes in sorted folder order
+    assert 0 <= raw.x_train.min() and raw.x_train.max() <= 1 and raw.x_train.dtype == np.float32
+    assert raw.x_train[raw.y_train == 2].mean() > raw.x_train[raw.y_train == 0].mean()  # brighter class
+    cached = list((tmp_path / "cache" / "imagefolder").glob("*.npz"))
+    assert len(cached) == 1
+    with np.load(cached[0]) as stored:
+        assert stored["x0"].dtype == np.uint8 and stored["x0"].shape == (18, 3, 8, 8)
+        tampered = {k: stored[k].copy() for k in stored.files}
+    tampered["x0"][:] = 0
+    np.savez(cached[0], **tampered)
+    assert load_imagefolder(str(root), 8).x_train.max() == 0  # read from the cache, not decoded again
+    assert load_imagefolder(str(root), 6).x_train.shape == (18, 3, 6, 6)  # another size: another cache entry
+
+
+def test_a_grayscale_image_folder_runs_a_trial(cli, write_config, tmp_path, monkeypatch):
+    monkeypatch.setenv("SWEETSPOT_DATA", str(tmp_path / "cache"))
+    root = _image_folder(tmp_path / "gray", test=False)
+    config = write_config({"data.name": "imagefolder", "data.root": str(root), "distill.withheld_classes": [],
+                           "data.val_fraction": 0.3, "data.test_fraction": 0.3, "search.batch_size": [2, 4]})
+    code, out, err = cli("trial", config, "--batch-size", "4", "--epochs", "1", "--format", "json")
+    assert code == 0, err
+    assert '"missing_class_recall"' in out
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda root: root.mkdir(), "has no class folders"),
+        (lambda root: (root / "cat").mkdir(parents=True), "has no images"),
+        (lambda root: (_image_folder(root, test=False) / "cat" / "bad.png").write_bytes(b"not a png"),
+         "cannot read image"),
+        (lambda root: _image_folder(root, sizes=((10, 12), (14, 9)), test=False), "the images differ in size"),
+    ],
+    ids=["empty", "no-images", "unreadable", "sizes-differ"],
+)
+def test_a_bad_image_folder_is_one_line(tmp_path, monkeypatch, make, message):
+    from sweetspot.sources import load_imagefolder
+
+    monkeypatch.setenv("SWEETSPOT_DATA", str(tmp_path / "cache"))
+    make(tmp_path / "pets")
+    with pytest.raises(DataError, match=message) as caught:
+        load_imagefolder(str(tmp_path / "pets"), None)
+    assert "\n" not in str(caught.value)
+
+
+def test_imagefolder_needs_a_root(write_config, cli):
+    code, _, err = cli("trial", write_config({"data.name": "imagefolder"}), "--batch-size", "8", "--epochs", "1")
+    assert code == 2 and "data.root imagefolder needs data.root" in err and err.count("\n") == 1
