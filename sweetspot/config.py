@@ -60,6 +60,7 @@ SCHEDULES = ("constant", "exponential", "cosine")
 # float32, or bfloat16 autocast for the training steps (weights, optimizer and every metric stay float32):
 # 2 to 3.5 times the throughput on CPUs with AVX512-BF16 and on recent GPUs, slower on CPUs without
 PRECISIONS = ("float32", "bfloat16")
+AUGMENTS = ("none", "flip-crop")  # flip-crop: random 4-pixel-padded crop and horizontal flip, per batch
 # distill.loss: hinton, (1 - alpha) CE + alpha T^2 KL; paper, the paper's Eq. 4 as printed (no T^2)
 KD_LOSSES = ("hinton", "paper")
 MAX_TEACHER_SEEDS = 64
@@ -89,6 +90,7 @@ class NetConfig:
     schedule: str = "constant"  # constant | exponential | cosine, stepped once per epoch
     lr_decay: float = 0.95  # exponential schedule: the factor per epoch
     precision: str = "float32"  # float32 | bfloat16 (autocast of the training steps)
+    augment: str = "none"  # none | flip-crop (teacher only: images, per batch, seeded by its batch order)
 
 
 @dataclass(frozen=True)
@@ -327,8 +329,12 @@ def _check_ranges(c: StudyConfig, source: str) -> None:
             fail(f"{section}.lr", f"must be a positive number, got {net.lr}")
         _check_choice(f"{section}.schedule", net.schedule, SCHEDULES, source)
         _check_choice(f"{section}.precision", net.precision, PRECISIONS, source)
+        _check_choice(f"{section}.augment", net.augment, AUGMENTS, source)
         if not 0.0 < net.lr_decay <= 1.0:
             fail(f"{section}.lr_decay", f"must be within (0, 1], got {net.lr_decay}")
+    if c.student.augment != "none":
+        fail("student.augment", "only the teacher trains on augmented images; the student learns the teacher's "
+             "soft labels of the images as they are (set teacher.augment)")
     if c.student.epochs < 1:
         fail("student.epochs", f"must be >= 1, got {c.student.epochs}")
     if c.student.batch_size < 1:

@@ -62,6 +62,7 @@ def teacher_recipe(config: StudyConfig, trial: FrozenTrial) -> dict[str, Any]:
         "schedule": config.teacher.schedule,
         "lr_decay": config.teacher.lr_decay,
         "precision": config.teacher.precision,
+        "augment": config.teacher.augment,
         "batch_size": trial.params["batch_size"],
         "epochs": trial.params["epochs"],
         "seed": trial.user_attrs["seed"],

@@ -118,14 +118,22 @@ def train_classifier(
     first_epoch: int = 1,
     after_epoch: EpochHook | None = None,
     precision: str = "float32",
+    augment: str = "none",
 ) -> list[float]:
     """Cross-entropy training on hard labels (the teacher). With one generator per copy, ``model`` is
-    a ``stacking.Stacked`` of teachers, each on its own batches."""
+    a ``stacking.Stacked`` of teachers, each on its own batches. ``augment="flip-crop"``: each batch
+    randomly cropped and flipped (``flip_crop``), drawn from the batch-order generator, so that a
+    resumed run continues the same draws."""
+    streams = [generator] if isinstance(generator, torch.Generator) else list(generator)
+
+    def inputs(i: torch.Tensor, s: int = 0) -> torch.Tensor:
+        return x[i] if augment == "none" else flip_crop(x[i], streams[s])
 
     def loss_of_batch(i: torch.Tensor) -> torch.Tensor:
         if i.dim() == 1:
-            return F.cross_entropy(model(x[i]), y[i])
-        logits = model(x[i], per_copy=True)  # S x B x C
+            return F.cross_entropy(model(inputs(i)), y[i])
+        batch = x[i] if augment == "none" else torch.stack([inputs(row, s) for s, row in enumerate(i)])
+        logits = model(batch, per_copy=True)  # S x B x C
         return F.cross_entropy(logits.flatten(0, 1), y[i].flatten(), reduction="none").view(i.shape).mean(dim=1).sum()
 
     return train_loop(
@@ -142,6 +150,27 @@ def train_classifier(
         after_epoch=after_epoch,
         precision=precision,
     )
+
+
+PAD = 4  # pixels of padding around a random crop (as fast CIFAR-10 training code uses)
+
+
+def flip_crop(x: torch.Tensor, generator: torch.Generator, pad: int = PAD) -> torch.Tensor:
+    """A random crop of each image of ``x`` (N x C x H x W) from its ``pad``-pixel zero-padded copy,
+    and a horizontal flip of half of them: on the batch's device, the draws from ``generator``. Zero
+    is the channel mean of standardised inputs."""
+    if x.dim() != 4:
+        raise ValueError(f"flip-crop needs images N x C x H x W, got {tuple(x.shape)}")  # checked at config time
+    n, c, h, w = x.shape
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(x.device)
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(x.device)
+    flip = (torch.rand(n, generator=generator) < 0.5).to(x.device)
+    padded = F.pad(x, (pad, pad, pad, pad))
+    rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
+    cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
+    cropped = padded[torch.arange(n, device=x.device)[:, None, None, None], torch.arange(c, device=x.device)[
+        None, :, None, None], rows, cols]
+    return torch.where(flip[:, None, None, None], cropped.flip(-1), cropped)
 
 
 @torch.no_grad()

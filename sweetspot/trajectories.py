@@ -263,6 +263,7 @@ def _train(
             first_epoch=done + 1,
             after_epoch=after_epoch if watched or every else None,
             precision=net.precision,
+            augment=net.augment,
         )
         last = done + len(history)
     runs = []

@@ -116,6 +116,9 @@ def prepare(config: StudyConfig, device: torch.device) -> Splits:
     check_classes(config.distill.withheld_classes, splits.n_classes)
     if not isinstance(config.distill.missing_classes, str):
         check_classes(config.distill.missing_classes, splits.n_classes, "distill.missing_classes")
+    if config.teacher.augment != "none" and len(splits.input_shape) != 3:
+        raise ConfigError(f"teacher.augment: {config.teacher.augment} needs images (C, H, W); {config.data.name} "
+                          f"gives inputs of shape {splits.input_shape}")
     for section, net in (("teacher", config.teacher), ("student", config.student)):
         check_outputs(section, net, splits.x_train[:2], splits.n_classes)  # fails here, not mid-trial
     n_train = len(splits.y_train)

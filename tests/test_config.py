@@ -143,3 +143,19 @@ def test_dataset_study_configs_load_and_name_the_papers_networks(name):
     assert config.data.name == name and config.teacher.arch == f"paper-{name}-large" and config.student.arch == "linear"
     assert config.search.batch_size == (32, 8192) and config.search.epochs == (1, 50)
     check_net("teacher", config.teacher)
+
+
+def test_augmentation_is_for_the_teacher_and_for_images(write_config, cli, tmp_path, monkeypatch):
+    code, _, err = cli("trial", write_config({"student.augment": "flip-crop"}), "--batch-size", "8", "--epochs", "1")
+    assert code == 2 and "student.augment only the teacher trains on augmented images" in err
+    code, _, err = cli("trial", write_config({"teacher.augment": "mirror"}), "--batch-size", "8", "--epochs", "1")
+    assert code == 2 and "teacher.augment" in err and "flip-crop" in err and err.count("\n") == 1
+    (tmp_path / "flat_data.py").write_text(
+        "import numpy as np\n\n\ndef load():\n    return np.random.rand(200, 5), np.arange(200) % 4\n"
+    )
+    monkeypatch.setenv("SWEETSPOT_IMPORTS", "flat_data")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    changes = {"teacher.augment": "flip-crop", "data.name": "flat_data:load", "distill.withheld_classes": []}
+    config = write_config(changes)
+    code, _, err = cli("trial", config, "--batch-size", "8", "--epochs", "1")
+    assert code == 2 and "teacher.augment: flip-crop needs images (C, H, W)" in err and err.count("\n") == 1

@@ -191,3 +191,10 @@ def test_sweetspot_trial_prints_each_seeds_values_named_for_the_split(cli, write
     assert len(values) == 2 and record["student_test_acc"] == pytest.approx(sum(values) / 2)
     code, out, _ = cli("trial", write_config(), "--batch-size", "64", "--epochs", "1", "--format", "json")
     assert code == 0 and "teacher_seeds" not in json.loads(out)  # one seed: nothing to add
+
+
+def test_stacked_teachers_with_augmentation_equal_teachers_trained_alone():
+    net, splits = _setup(DROPOUT_MLP | {"augment": "flip-crop"})
+    stacked = seeded_runs(net, splits, 64, 2, 1e-3, SEEDS, stack=True)
+    for s, seed in zip(stacked, SEEDS):
+        assert _close(s, seeded_run(net, splits, 64, 2, 1e-3, seed))  # each copy its own crops and flips

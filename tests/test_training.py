@@ -151,3 +151,19 @@ def test_per_example_losses_of_stacked_students_are_each_students_own():
     mask = torch.tensor([[True] * 6, [True, False] * 3, [False] * 6])
     expected = losses[0].mean() + losses[1][mask[1]].mean() + 0.0  # a student that keeps nothing adds 0
     assert masked_mean(losses, mask).item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_flip_crop_shifts_each_image_within_its_padding_and_flips_half():
+    from sweetspot.training import PAD, flip_crop
+
+    x = torch.arange(2 * 1 * 6 * 7, dtype=torch.float32).reshape(2, 1, 6, 7).repeat(50, 1, 1, 1)
+    out = flip_crop(x, torch.Generator().manual_seed(0))
+    g = torch.Generator().manual_seed(0)  # the same draws, in the same order
+    dy, dx = torch.randint(0, 2 * PAD + 1, (100,), generator=g), torch.randint(0, 2 * PAD + 1, (100,), generator=g)
+    flip = torch.rand(100, generator=g) < 0.5
+    padded = torch.nn.functional.pad(x, (PAD,) * 4)
+    for n in range(100):
+        expected = padded[n, :, dy[n] : dy[n] + 6, dx[n] : dx[n] + 7]
+        assert torch.equal(out[n], expected.flip(-1) if flip[n] else expected)
+    assert 20 < int(flip.sum()) < 80 and len(set(dy.tolist())) > 5  # both kinds of draw vary
+    assert torch.equal(flip_crop(x, torch.Generator().manual_seed(0)), out)  # seeded

@@ -189,3 +189,17 @@ def test_a_bfloat16_teacher_is_shared_exactly_and_kept_apart_from_float32(tmp_pa
     assert single.metrics["teacher_epochs"]["reused"] == 0  # float32 is another path
     assert _science(single.metrics) != _science(scratch.metrics)
     assert abs(single.metrics["teacher_val_acc"] - scratch.metrics["teacher_val_acc"]) < 0.1  # close, not equal
+
+
+def test_an_augmented_teacher_resumes_exactly_and_differs_from_an_unaugmented_one(tmp_path: Path):
+    """teacher.augment draws from the batch-order generator, which checkpoints carry."""
+    augmented = config_from_dict(DROPOUT | {"teacher": DROPOUT["teacher"] | {"augment": "flip-crop"}})
+    splits = prepare(augmented, CPU)
+    store = CheckpointStore(tmp_path, 2**30)
+    scratch = run_trial(augmented, splits, TeacherParams(64, 4), seed=3)
+    run_trial(augmented, splits, TeacherParams(64, 2), seed=3, checkpoints=store)
+    resumed = run_trial(augmented, splits, TeacherParams(64, 4), seed=3, checkpoints=store)
+    assert resumed.metrics["teacher_epochs"] == {"trained": 2, "reused": 2}
+    assert _science(resumed.metrics) == _science(scratch.metrics)
+    plain = run_trial(config_from_dict(DROPOUT), splits, TeacherParams(64, 4), seed=3)
+    assert _science(plain.metrics) != _science(scratch.metrics)
