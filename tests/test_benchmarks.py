@@ -19,3 +19,14 @@ def test_paper_table5_tiny_runs_the_whole_path_and_prints_the_mean_row(tmp_path)
     assert teachers[:2] == ["small", "large"] and teachers[2].startswith("calibrated (trial ")
     assert "| paper's small | 83.4 | 78.6 | 72.3 |" in out
     assert (tmp_path / "missing-class.csv").stat().st_size > 0
+
+
+def test_dataset_memory_prints_what_a_loaded_dataset_holds_and_says_what_is_missing(tmp_path):
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "dataset_memory.py"), "--datasets", "digits",
+                             "cifar10", "--data-dir", str(tmp_path)], capture_output=True, text=True, timeout=300,
+                            check=False)
+    assert result.returncode == 0, result.stderr
+    rows = {line.split()[0]: line.split() for line in result.stdout.splitlines()[2:]}
+    assert rows["digits"][1:4] == ["1797", "1x8x8", "torch.float32"]
+    assert float(rows["digits"][4]) == round(1797 * 64 * 4 / 2**20 + 1797 * 8 / 2**20 + 2 * 64 * 4 / 2**20, 1)
+    assert rows["cifar10"][1:3] == ["not", "here"]
