@@ -147,6 +147,8 @@ def load_splits(config: DataConfig, seed: int) -> Splits:
     def tensors(ix: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         return torch.from_numpy(np.ascontiguousarray(x[ix], dtype=np.float32)), torch.from_numpy(y[ix])
 
+    if raw.class_names is not None:  # for tables, figures and notes (class_name)
+        CLASS_NAMES[config.name] = raw.class_names
     (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = tensors(train), tensors(val), tensors(test)
     stats = (torch.from_numpy(np.asarray(mean, dtype=np.float32)), torch.from_numpy(np.asarray(std, dtype=np.float32)))
     return Splits(config.name, raw.n_classes, x_tr, y_tr, x_va, y_va, x_te, y_te, *stats, digest=data_digest(raw))

@@ -33,6 +33,7 @@ class Raw:
     x_test: np.ndarray | None  # None: no official test split (it is carved from the data)
     y_test: np.ndarray | None
     n_classes: int
+    class_names: tuple[str, ...] | None = None  # where the source names its classes (an image folder's folders)
 
 
 def default_root() -> Path:
@@ -254,7 +255,7 @@ def load_imagefolder(root: str, image_size: int | None) -> Raw:
         raise DataError(f"data.root: {root!r}: the training and test images differ in shape {sorted(shapes)}; "
                         "set data.image_size")
     (x, y), *test = [(xs.astype(np.float32) / 255.0, ys) for xs, ys in arrays]
-    return Raw(x, y, *(test[0] if test else (None, None)), len(classes))
+    return Raw(x, y, *(test[0] if test else (None, None)), len(classes), tuple(classes))
 
 
 def _image_files(folder: Path, classes: list[str]) -> list[tuple[Path, int]]:

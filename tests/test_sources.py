@@ -210,3 +210,12 @@ def test_a_bad_image_folder_is_one_line(tmp_path, monkeypatch, make, message):
 def test_imagefolder_needs_a_root(write_config, cli):
     code, _, err = cli("trial", write_config({"data.name": "imagefolder"}), "--batch-size", "8", "--epochs", "1")
     assert code == 2 and "data.root imagefolder needs data.root" in err and err.count("\n") == 1
+
+
+def test_an_image_folders_class_names_are_its_folder_names(tmp_path, monkeypatch):
+    from sweetspot.data import class_name
+
+    monkeypatch.setenv("SWEETSPOT_DATA", str(tmp_path / "cache"))
+    root = _image_folder(tmp_path / "pets", test=False)
+    splits = load_splits(DataConfig(name="imagefolder", root=str(root), val_fraction=0.3, test_fraction=0.3), 0)
+    assert [class_name(splits.name, k) for k in range(3)] == ["cat", "dog", "emu"]
