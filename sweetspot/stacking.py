@@ -11,8 +11,9 @@ copies one after another.
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
@@ -86,10 +87,6 @@ class Stacked(nn.Module):
         self.dense = isinstance(base, nn.Sequential) and all(isinstance(m, DENSE) for m in base)
         self.dense_per_copy = isinstance(base, nn.Sequential) and all(isinstance(m, PER_COPY_DENSE) for m in base)
 
-    @property
-    def copies(self) -> int:
-        return len(self.weights[0])
-
     def forward(self, x: torch.Tensor, per_copy: bool = False) -> torch.Tensor:
         weights = dict(zip(self.names, self.weights))
         if per_copy:
@@ -108,20 +105,26 @@ class Stacked(nn.Module):
         land in one stacked tensor) and, in training, its own RNG state."""
         base = self._base[0]
         slices = {n: w.unbind(0) for n, w in weights.items()}
-        swap = self.rng is not None and self.training
         outputs = []
         for s, inputs in enumerate(x.unbind(0)):
-            own = {n: w[s] for n, w in slices.items()}
-            if not swap:
-                outputs.append(functional_call(base, own, (inputs,)))
-                continue
-            assert self.rng is not None
-            outer = get_rng(inputs.device)
-            set_rng(self.rng[s], inputs.device)
-            outputs.append(functional_call(base, own, (inputs,)))
-            self.rng[s] = get_rng(inputs.device)
-            set_rng(outer, inputs.device)
+            with self._own_rng(s, inputs.device):
+                outputs.append(functional_call(base, {n: w[s] for n, w in slices.items()}, (inputs,)))
         return torch.stack(outputs)
+
+    @contextlib.contextmanager
+    def _own_rng(self, s: int, device: torch.device) -> Iterator[None]:
+        """Copy ``s``'s RNG state as torch's global one for the block, in training (eval draws nothing),
+        then advanced in its place and the outer state put back."""
+        if self.rng is None or not self.training:
+            yield
+            return
+        outer = get_rng(device)
+        set_rng(self.rng[s], device)
+        try:
+            yield
+        finally:
+            self.rng[s] = get_rng(device)
+            set_rng(outer, device)
 
     def _dense_per_copy(self, x: torch.Tensor, weights: dict[str, torch.Tensor]) -> torch.Tensor:
         """Copy s on ``x[s]`` (S x B x ...) as batched matrix products, each copy's dropout masks from
@@ -144,14 +147,8 @@ class Stacked(nn.Module):
             return h
         noise = torch.empty_like(h)
         for s in range(len(h)):
-            if self.rng is None:
+            with self._own_rng(s, h.device):
                 noise[s].bernoulli_(1 - p)
-                continue
-            outer = get_rng(h.device)
-            set_rng(self.rng[s], h.device)
-            noise[s].bernoulli_(1 - p)
-            self.rng[s] = get_rng(h.device)
-            set_rng(outer, h.device)
         return h * noise.div_(1 - p)
 
     def _dense(self, x: torch.Tensor, weights: dict[str, torch.Tensor]) -> torch.Tensor:

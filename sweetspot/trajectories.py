@@ -23,7 +23,7 @@ from sweetspot.config import NetConfig
 from sweetspot.data import Splits
 from sweetspot.metrics import accuracy, normalized_entropy
 from sweetspot.models import build_model
-from sweetspot.stacking import RngState, Stacked, get_rng, stackable
+from sweetspot.stacking import RngState, Stacked, get_rng, set_rng, stackable
 from sweetspot.training import Generators, make_optimizer, make_scheduler, predict_logits, train_classifier
 
 log = logging.getLogger("sweetspot.trajectories")
@@ -53,9 +53,13 @@ def seeded_run(
     """``run_teacher`` seeded by ``seed``: initial weights and dropout from torch's global RNG, the
     batch order from a generator, both set from ``seed``. The one place a teacher is seeded, so that
     trials, experiments and `sweetspot teacher` train the same teacher for the same seed."""
-    generator = torch.Generator().manual_seed(seed)
+    return run_teacher(net, splits, batch_size, epochs, lr, _seeded(seed), **kwargs)
+
+
+def _seeded(seed: int) -> torch.Generator:
+    """Seed torch's global RNG (initial weights, dropout) and return the batch-order generator."""
     torch.manual_seed(seed)
-    return run_teacher(net, splits, batch_size, epochs, lr, generator, **kwargs)
+    return torch.Generator().manual_seed(seed)
 
 
 def train_teacher(net: NetConfig, splits: Splits, batch_size: int, epochs: int, lr: float, seed: int) -> nn.Module:
@@ -120,9 +124,7 @@ def seeded_runs(
                            temperature=temperature) for seed, key, watch in zip(seeds, keys, watches)]
     paths = []
     for seed, key, watch in zip(seeds, keys, watches):
-        torch.manual_seed(seed)
-        generator = torch.Generator().manual_seed(seed)
-        paths.append(_open(net, splits, epochs, lr, generator, store, key, watch, temperature))
+        paths.append(_open(net, splits, epochs, lr, _seeded(seed), store, key, watch, temperature))
     runs: dict[int, TeacherRun] = {i: p.replayed for i, p in enumerate(paths) if p.replayed is not None}
     if runs:  # a stored prefix already stops one seed: so is the trial; the others stay where they were
         return [runs.get(i) or TeacherRun(p.teacher, 0, p.done, p.curve, None, p.generator)
@@ -213,18 +215,10 @@ def _train(
         """Copy ``s``'s checkpoint, in the form a run of its path alone writes."""
         p = paths[s]
         if not stacked:
-            return _capture(epoch, model, optimizer, scheduler, p.generator, device, p.curve, temperature)
-        return {
-            "epoch": epoch,
-            "model": model.copy_of(s).state_dict(),
-            "optimizer": slice_optimizer_state(optimizer.state_dict(), s, len(paths)),
-            "scheduler": scheduler.state_dict() if scheduler is not None else None,
-            "generator": p.generator.get_state(),
-            "torch_rng": model.rng[s][0],
-            "cuda_rng": model.rng[s][1],
-            "curve": p.curve,
-            "temperature": temperature,
-        }
+            return _capture(epoch, model.state_dict(), optimizer.state_dict(), scheduler, p.generator,
+                            get_rng(device), p.curve, temperature)
+        return _capture(epoch, model.copy_of(s).state_dict(), slice_optimizer_state(optimizer.state_dict(), s,
+                        len(paths)), scheduler, p.generator, model.rng[s], p.curve, temperature)
 
     stopped: list[str | None] = [None] * len(paths)
     watched = any(p.watch is not None for p in paths)
@@ -297,22 +291,23 @@ def slice_optimizer_state(state: dict[str, Any], s: int, copies: int) -> dict[st
 
 def _capture(
     epoch: int,
-    teacher: nn.Module,
-    optimizer: torch.optim.Optimizer,
+    model_state: dict[str, Any],
+    optimizer_state: dict[str, Any],
     scheduler: Any,
     generator: torch.Generator,
-    device: torch.device,
+    rng: RngState,
     curve: list[Point] | None,
     temperature: float,
 ) -> dict[str, Any]:
+    """A path's checkpoint: one format, whether the teacher trained alone or as a stacked copy."""
     return {
         "epoch": epoch,
-        "model": teacher.state_dict(),
-        "optimizer": optimizer.state_dict(),
+        "model": model_state,
+        "optimizer": optimizer_state,
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
         "generator": generator.get_state(),
-        "torch_rng": torch.get_rng_state(),
-        "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+        "torch_rng": rng[0],
+        "cuda_rng": rng[1],
         "curve": curve,
         "temperature": temperature,  # of the curve's entropies
     }
@@ -331,6 +326,5 @@ def _restore(
     if scheduler is not None and state["scheduler"] is not None:
         scheduler.load_state_dict(state["scheduler"])
     generator.set_state(state["generator"].cpu())
-    torch.set_rng_state(state["torch_rng"].cpu())
-    if device.type == "cuda" and state["cuda_rng"] is not None:
-        torch.cuda.set_rng_state(state["cuda_rng"].cpu(), device)
+    cuda_rng = state["cuda_rng"]
+    set_rng((state["torch_rng"].cpu(), None if cuda_rng is None else cuda_rng.cpu()), device)
