@@ -108,8 +108,6 @@ def load_splits(config: DataConfig, seed: int) -> Splits:
     split (``val_fraction`` of its training data) from the rest; one without (digits) carves both
     from all its examples. Cached per process: every trial of a worker reuses the same tensors.
     """
-    from sklearn.model_selection import train_test_split
-
     check_dataset(config.name)
     if is_import_path(config.name):
         raw = sources.load_imported(config.name)
@@ -120,11 +118,8 @@ def load_splits(config: DataConfig, seed: int) -> Splits:
         raw = DATASETS[config.name](config.data_dir, config.download)
     if raw.x_test is None or raw.y_test is None:
         index = np.arange(len(raw.y_train))
-        try:
-            rest, test = train_test_split(index, test_size=config.test_fraction, random_state=seed,
-                                          stratify=raw.y_train)
-        except ValueError as exc:  # a class with too few examples for a stratified split
-            raise DataError(f"data: cannot carve a test split from {config.name!r} by class: {exc}") from exc
+        what = f"carve a test split from {config.name!r}"
+        rest, test = _stratified(index, config.test_fraction, seed, raw.y_train, what)
         val_share = config.val_fraction / (1.0 - config.test_fraction)
         x, y = raw.x_train, raw.y_train
     else:
@@ -132,10 +127,7 @@ def load_splits(config: DataConfig, seed: int) -> Splits:
         y = np.concatenate([raw.y_train, raw.y_test])
         rest, test = np.arange(len(raw.y_train)), np.arange(len(raw.y_train), len(y))
         val_share = config.val_fraction
-    try:
-        train, val = train_test_split(rest, test_size=val_share, random_state=seed, stratify=y[rest])
-    except ValueError as exc:  # a class with too few examples for a stratified split
-        raise DataError(f"data: cannot split {config.name!r} into train, validation and test by class: {exc}") from exc
+    train, val = _stratified(rest, val_share, seed, y[rest], f"split {config.name!r} into train, validation and test")
     # per channel, as torchvision's Normalize: per-pixel statistics would blow rare border pixels up
     # to 160 standard deviations on Fashion-MNIST (and cost its students 21 points on a withheld class)
     channel_axes = (0, *range(2, x.ndim))
@@ -152,6 +144,19 @@ def load_splits(config: DataConfig, seed: int) -> Splits:
     (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = tensors(train), tensors(val), tensors(test)
     stats = (torch.from_numpy(np.asarray(mean, dtype=np.float32)), torch.from_numpy(np.asarray(std, dtype=np.float32)))
     return Splits(config.name, raw.n_classes, x_tr, y_tr, x_va, y_va, x_te, y_te, *stats, digest=data_digest(raw))
+
+
+def _stratified(
+    index: np.ndarray, share: float, seed: int, labels: np.ndarray, what: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """``index`` split in two, ``share`` of it second, stratified by ``labels`` and seeded; a class
+    with too few examples for that is one line."""
+    from sklearn.model_selection import train_test_split
+
+    try:
+        return train_test_split(index, test_size=share, random_state=seed, stratify=labels)
+    except ValueError as exc:
+        raise DataError(f"data: cannot {what} by class: {exc}") from exc
 
 
 def data_digest(raw: Raw) -> str:

@@ -39,21 +39,20 @@ def is_import_path(name: str) -> bool:
 
 
 def trust_file(config_file: Path, import_paths: Iterable[str]) -> None:
-    """The import paths of a config file the user passed: followed, with the file's folder and the
-    working directory on the import path."""
+    """The import paths of a config file the user passed: followed, with the file's folder on the
+    import path (the working directory always is: ``load_callable``)."""
     _trust(import_paths, config_file.resolve().parent)
 
 
 def _trust(import_paths: Iterable[str], folder: Path) -> None:
-    for where in (str(Path.cwd()), str(folder)):
-        if where not in sys.path:
-            sys.path.insert(0, where)
+    if str(folder) not in sys.path:  # the working directory is put there by load_callable
+        sys.path.insert(0, str(folder))
     _trusted_paths.update(p for p in import_paths if is_import_path(p))
 
 
 def trust_command_line(path: str) -> None:
-    """An import path the user typed (``experiment --teacher``): followed, the working directory on the path."""
-    _trust((path,), Path.cwd())
+    """An import path the user typed (``experiment --teacher``): followed, from the working directory."""
+    _trusted_paths.add(path)
 
 
 def allow(packages: Iterable[str]) -> None:
@@ -61,20 +60,23 @@ def allow(packages: Iterable[str]) -> None:
     _allowed_packages.update(p.strip() for p in packages if p.strip())
 
 
+def _package(path: str) -> str:
+    """The top-level package of an import path: what --allow-import names."""
+    return path.partition(":")[0].split(".")[0]
+
+
 def _allowed(path: str) -> bool:
-    top = path.partition(":")[0].split(".")[0]
     listed = {p.strip() for p in os.environ.get(IMPORTS_ENV, "").split(",") if p.strip()}
-    return path in _trusted_paths or top in _allowed_packages | listed
+    return path in _trusted_paths or _package(path) in _allowed_packages | listed
 
 
 def load_callable(path: str, section: str) -> Callable[..., Any]:
     """The callable an import path names, imported if it is allowed; every failure one line."""
     if not _allowed(path):
-        top = path.partition(":")[0].split(".")[0]
         raise ConfigError(
             f"{section}: import path {path!r} is not allowed here: only those in a config file given on the command "
             f"line are followed, or those of packages listed in ${IMPORTS_ENV} or given with --allow-import "
-            f"(e.g. --allow-import {top})"
+            f"(e.g. --allow-import {_package(path)})"
         )
     module_name, _, attr = path.partition(":")
     if str(Path.cwd()) not in sys.path:  # as uvicorn: a module in the working directory imports as it is

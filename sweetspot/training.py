@@ -47,6 +47,11 @@ def make_scheduler(
     return None
 
 
+def _streams(generator: Generators) -> list[torch.Generator]:
+    """One batch-order generator per copy (a single network: one)."""
+    return [generator] if isinstance(generator, torch.Generator) else list(generator)
+
+
 def train_loop(
     model: nn.Module,
     n_examples: int,
@@ -76,7 +81,7 @@ def train_loop(
     autocast = precision_context(precision, device)  # made once: the step loop is the hot path
     model.train()
     history = []
-    streams = [generator] if isinstance(generator, torch.Generator) else list(generator)
+    streams = _streams(generator)
     for epoch in range(first_epoch, first_epoch + epochs):
         order = torch.stack([torch.randperm(n_examples, generator=g) for g in streams]).to(device)
         if isinstance(generator, torch.Generator):
@@ -124,7 +129,7 @@ def train_classifier(
     a ``stacking.Stacked`` of teachers, each on its own batches. ``augment="flip-crop"``: each batch
     randomly cropped and flipped (``flip_crop``), drawn from the batch-order generator, so that a
     resumed run continues the same draws."""
-    streams = [generator] if isinstance(generator, torch.Generator) else list(generator)
+    streams = _streams(generator)
 
     def inputs(i: torch.Tensor, s: int = 0) -> torch.Tensor:
         return x[i] if augment == "none" else flip_crop(x[i], streams[s])
