@@ -76,9 +76,6 @@ class Objective:
                 for key, value in {**stop.record, "pruned_reason": stop.reason}.items():
                     with_retries(trial.set_user_attr, key, value)
                 raise optuna.TrialPruned(stop.reason) from stop
-            except KeyboardInterrupt:
-                trial.set_user_attr("fail_reason", "interrupted")
-                raise
             metrics = outcome.metrics
             if self.artifacts is not None:
                 names = [class_name(self.splits.name, k) for k in range(self.splits.n_classes)]

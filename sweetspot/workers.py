@@ -222,7 +222,8 @@ def _fail_running_trials(
 
 class GracefulStop:
     """SIGINT and SIGTERM for a worker: interrupt a trial's objective (Optuna then fails that
-    trial), but never Optuna's own bookkeeping around it. A signal that arrives between trials, or
+    trial, which records ``fail_reason: interrupted``), but never Optuna's own bookkeeping around it.
+    A signal that arrives between trials, or
     while Optuna takes a queued trial, is remembered: that trial is failed as soon as its objective
     starts, and the worker stops before the next one. So an interrupted worker leaves no RUNNING trial."""
 
@@ -247,6 +248,10 @@ class GracefulStop:
             self.in_objective = True
             try:
                 return objective(trial)
+            except KeyboardInterrupt:  # wherever in the objective it landed: the trial says why it failed
+                self.in_objective = False  # a second signal must not interrupt the record
+                trial.set_user_attr("fail_reason", "interrupted")
+                raise
             finally:
                 self.in_objective = False
 

@@ -14,7 +14,7 @@ from optuna.trial import TrialState
 from sweetspot.config import RECORD_ATTRS, TRIAL_METRICS
 from sweetspot.optuna_internals import QueueEmpty
 from sweetspot.study import open_storage, queue_trials
-from sweetspot.workers import drain, threads_per_worker
+from sweetspot.workers import GracefulStop, drain, threads_per_worker
 from tests.conftest import TINY, run_console_script, start_console_script
 
 # Trials that take a couple of seconds, never reused, so that there is time to kill or interrupt them.
@@ -38,6 +38,20 @@ def test_threads_per_worker_splits_the_cores():
     assert threads_per_worker(1, cores=2) == 2
     assert threads_per_worker(4, cores=2) == 1
     assert threads_per_worker(3, cores=16) == 5
+
+
+def test_an_interrupt_anywhere_in_the_objective_fails_its_trial_as_interrupted():
+    """Not only inside the training: also while the objective writes its attributes or note."""
+    study = optuna.create_study()
+
+    def objective(trial):
+        trial.set_user_attr("worker", "w")
+        raise KeyboardInterrupt  # e.g. a signal while the objective stores a metric
+
+    with pytest.raises(KeyboardInterrupt):
+        study.optimize(GracefulStop().wrap(objective), n_trials=1)
+    (trial,) = study.trials
+    assert trial.state == TrialState.FAIL and trial.user_attrs["fail_reason"] == "interrupted"
 
 
 def test_queue_storage_runs_only_queued_trials(storage_url):
