@@ -6,7 +6,9 @@ whole pipeline (teacher, soft labels, student, metrics) with the splits resident
 once to warm up and ``--repeats`` times timed, and checks that the tensors really live on CUDA.
 The figures differ between devices in the last digits (other kernels sum in another order); they
 should agree to about a point of accuracy. For N stacked seeds it also trains each seed alone on
-CUDA and prints the largest difference between a stacked seed's figures and its own alone.
+CUDA and prints the largest difference between a stacked seed's figures and its own alone. With a
+config of a byte dataset (``--config studies/fashion-mnist-mlp.yaml``) it checks that the inputs stay
+uint8 on the device and that a batch standardised there equals the CPU's.
 
     .venv/bin/python benchmarks/cuda_check.py [--batch-size 64] [--epochs 20] [--repeats 3] [--teacher-seeds 1 3]
         [--config FILE]
@@ -31,6 +33,12 @@ from sweetspot.trial import TeacherParams, prepare, run_trial
 def timed_trials(config, device: torch.device, params: TeacherParams, repeats: int) -> tuple[list[float], dict]:
     splits = prepare(config, device)
     assert splits.x_train.device.type == device.type, f"splits are on {splits.x_train.device}, not {device}"
+    held = splits.x_train.stored
+    print(f"{device.type}: inputs held as {held.dtype} ({splits.nbytes / 2**20:.1f} MB with labels)")
+    if device.type == "cuda":
+        on_cpu = prepare(config, torch.device("cpu")).x_train
+        worst = (splits.x_train[:4096].cpu() - on_cpu[:4096]).abs().max().item()
+        print(f"cuda: largest difference of a standardised batch from the CPU's: {worst:.2e}")
     run_trial(config, splits, params, seed=0)  # warm-up: kernels, allocator, cuBLAS handles
     times, metrics = [], {}
     for _ in range(repeats):

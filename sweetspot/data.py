@@ -1,7 +1,8 @@
 """Datasets as in-memory tensors: loaded once per process, normalised, split by a seeded rule.
 
 Trials never touch a DataLoader: the splits stay resident (on the trial's device) and training
-indexes them in place. The test split is only read by `sweetspot export`.
+indexes them in place. Sources stored as bytes stay bytes (a quarter of float32) and are scaled and
+standardised per batch as they are indexed. The test split is only read by `sweetspot export`.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import functools
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,16 +24,64 @@ from sweetspot.sources import Raw
 
 
 @dataclass(frozen=True)
+class Inputs:
+    """A split's inputs as held: uint8 bytes with their per-channel mean and std (of the inputs
+    scaled to [0, 1]), or float32 already standardised. Indexing answers standardised float32, as
+    a float32 tensor indexed the same way would (bit for bit), so that training code indexes inputs
+    in place whatever they are held as; ``take`` selects examples and keeps them as held."""
+
+    stored: torch.Tensor
+    mean: torch.Tensor | None = None  # for uint8: input-shaped, of x / 255 on the training split
+    std: torch.Tensor | None = None
+
+    def __getitem__(self, index: Any) -> torch.Tensor:
+        batch = self.stored[index]
+        if self.mean is None or self.std is None:
+            return batch
+        return (batch.float() / 255.0 - self.mean) / self.std
+
+    def __len__(self) -> int:
+        return len(self.stored)
+
+    def take(self, index: torch.Tensor) -> Inputs:
+        return Inputs(self.stored[index], self.mean, self.std)
+
+    def to(self, device: torch.device | str) -> Inputs:
+        moved = [t.to(device) if t is not None else None for t in (self.stored, self.mean, self.std)]
+        return Inputs(*moved)
+
+    @property
+    def shape(self) -> torch.Size:
+        return self.stored.shape
+
+    @property
+    def device(self) -> torch.device:
+        return self.stored.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """What indexing answers (float32), not what is held (``stored.dtype``)."""
+        return torch.float32 if self.mean is not None else self.stored.dtype
+
+    @property
+    def nbytes(self) -> int:
+        return self.stored.element_size() * self.stored.nelement()
+
+
+Examples = torch.Tensor | Inputs  # what training and prediction index: held inputs, or a tensor
+
+
+@dataclass(frozen=True)
 class Splits:
-    """Train / validation / test tensors of one dataset; ``x`` is float32, ``y`` int64."""
+    """Train / validation / test inputs (``Inputs``, answering float32) and int64 labels of one dataset."""
 
     name: str
     n_classes: int
-    x_train: torch.Tensor
+    x_train: Inputs
     y_train: torch.Tensor
-    x_val: torch.Tensor
+    x_val: Inputs
     y_val: torch.Tensor
-    x_test: torch.Tensor
+    x_test: Inputs
     y_test: torch.Tensor
     input_mean: torch.Tensor  # standardisation of raw inputs in [0, 1] (per channel, fitted on train), input-shaped
     input_std: torch.Tensor
@@ -42,10 +92,16 @@ class Splits:
         return tuple(self.x_train.shape[1:])
 
     def to(self, device: torch.device | str) -> Splits:
-        moved = {k: v.to(device) for k, v in self.__dict__.items() if isinstance(v, torch.Tensor)}
+        moved = {k: v.to(device) for k, v in self.__dict__.items() if isinstance(v, (torch.Tensor, Inputs))}
         return Splits(name=self.name, n_classes=self.n_classes, digest=self.digest, **moved)
 
-    def evaluation(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the splits' inputs and labels (what a trial keeps resident)."""
+        held = [v for v in self.__dict__.values() if isinstance(v, (torch.Tensor, Inputs))]
+        return sum(v.nbytes if isinstance(v, Inputs) else v.element_size() * v.nelement() for v in held)
+
+    def evaluation(self, split: str) -> tuple[Inputs, torch.Tensor]:
         """The (x, y) a trial is scored on: ``val`` while searching, ``test`` once at export."""
         if split == "val":
             return self.x_val, self.y_val
@@ -128,22 +184,57 @@ def load_splits(config: DataConfig, seed: int) -> Splits:
         rest, test = np.arange(len(raw.y_train)), np.arange(len(raw.y_train), len(y))
         val_share = config.val_fraction
     train, val = _stratified(rest, val_share, seed, y[rest], f"split {config.name!r} into train, validation and test")
-    # per channel, as torchvision's Normalize: per-pixel statistics would blow rare border pixels up
-    # to 160 standard deviations on Fashion-MNIST (and cost its students 21 points on a withheld class)
-    channel_axes = (0, *range(2, x.ndim))
-    mean = np.broadcast_to(x[train].mean(axis=channel_axes, keepdims=True), (1, *x.shape[1:]))[0].copy()
-    std = np.broadcast_to(x[train].std(axis=channel_axes, keepdims=True), (1, *x.shape[1:]))[0].copy()
-    std[std == 0] = 1.0  # a constant channel stays at zero
-    x = (x - mean) / std
+    mean, std = _channel_stats(x[train])
+    stats = torch.from_numpy(mean), torch.from_numpy(std)
+    if x.dtype != np.uint8:  # floats: standardised once, here
+        x = (x - mean) / std
 
-    def tensors(ix: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        return torch.from_numpy(np.ascontiguousarray(x[ix], dtype=np.float32)), torch.from_numpy(y[ix])
+    def split(ix: np.ndarray) -> tuple[Inputs, torch.Tensor]:
+        if x.dtype == np.uint8:
+            inputs = Inputs(torch.from_numpy(np.ascontiguousarray(x[ix])), *stats)
+        else:
+            inputs = Inputs(torch.from_numpy(np.ascontiguousarray(x[ix], dtype=np.float32)))
+        return inputs, torch.from_numpy(y[ix])
 
     if raw.class_names is not None:  # for tables, figures and notes (class_name)
         CLASS_NAMES[config.name] = raw.class_names
-    (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = tensors(train), tensors(val), tensors(test)
-    stats = (torch.from_numpy(np.asarray(mean, dtype=np.float32)), torch.from_numpy(np.asarray(std, dtype=np.float32)))
+    (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = split(train), split(val), split(test)
     return Splits(config.name, raw.n_classes, x_tr, y_tr, x_va, y_va, x_te, y_te, *stats, digest=data_digest(raw))
+
+
+def _channel_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and std of the training inputs (uint8 read as x / 255), input-shaped float32.
+
+    Per channel, as torchvision's Normalize: per-pixel statistics would blow rare border pixels up to
+    160 standard deviations on Fashion-MNIST (and cost its students 21 points on a withheld class).
+    Bytes are counted, not converted: a histogram of each channel's 256 values gives both exactly,
+    without a float copy of the training images."""
+    axes = (0, *range(2, x.ndim))  # images: all but the channel; features: each its own
+    if x.dtype == np.uint8:
+        counts = _byte_counts(x.reshape(len(x), x.shape[1], -1))  # channel x value
+        values = np.arange(256) / 255.0
+        share = counts / counts.sum(axis=1, keepdims=True)
+        mean = share @ values
+        std = np.sqrt((share * (values[None] - mean[:, None]) ** 2).sum(axis=1))
+        keep = (slice(None), *([None] * (x.ndim - 2)))
+        mean, std = (np.broadcast_to(v[keep], x.shape[1:]) for v in (mean, std))
+    else:
+        mean = np.broadcast_to(x.mean(axis=axes, keepdims=True), (1, *x.shape[1:]))[0]
+        std = np.broadcast_to(x.std(axis=axes, keepdims=True), (1, *x.shape[1:]))[0]
+    mean, std = np.array(mean, dtype=np.float32), np.array(std, dtype=np.float32)
+    std[std == 0] = 1.0  # a constant channel stays at zero
+    return mean, std
+
+
+def _byte_counts(x: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """How often each of the 256 byte values occurs in each channel of ``x`` (N x K x M uint8), in
+    chunks of examples (np.bincount widens what it counts to 8 bytes a value)."""
+    counts = np.zeros((x.shape[1], 256), dtype=np.int64)
+    for start in range(0, len(x), chunk):
+        part = x[start : start + chunk]
+        for k in range(x.shape[1]):
+            counts[k] += np.bincount(part[:, k].ravel(), minlength=256)
+    return counts
 
 
 def _stratified(
@@ -164,7 +255,13 @@ def data_digest(raw: Raw) -> str:
     standardisation: the same files or the same function's arrays give the same digest anywhere."""
     digest = hashlib.blake2b(digest_size=16)
     for array in (raw.x_train, raw.y_train, raw.x_test, raw.y_test):
-        if array is not None:
+        if array is None:
+            continue
+        if array.dtype == np.uint8:  # digested as the float32 x / 255 it stands for, in chunks
+            digest.update(str((array.shape, np.dtype(np.float32).str)).encode())
+            for start in range(0, len(array), 4096):
+                digest.update((array[start : start + 4096].astype(np.float32) / 255.0).tobytes())
+        else:
             digest.update(str((array.shape, array.dtype.str)).encode())
             digest.update(np.ascontiguousarray(array).tobytes())
     return "blake2b:" + digest.hexdigest()

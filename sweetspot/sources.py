@@ -26,7 +26,9 @@ CIFAR_FILES = (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches
 
 @dataclass(frozen=True)
 class Raw:
-    """A dataset as read: images as float32 in [0, 1], shape (N, C, H, W); labels int64."""
+    """A dataset as read: inputs (N, C, H, W) images or (N, D) features, as uint8 where the source
+    stores bytes (0..255, a quarter of float32's memory; scaled and standardised per batch, see
+    data.Inputs) or float32 (images in [0, 1]); labels int64."""
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -113,7 +115,7 @@ def load_mnist_family(name: str, class_name: str, data_dir: str | None, download
             dataset = cls(str(root), train=train, download=download)
         except Exception as exc:  # torchvision raises plain errors for absent or bad files
             raise DataError(f"{name}: cannot load {raw}: {str(exc).splitlines()[0]}") from exc
-        x = dataset.data.numpy().astype(np.float32)[:, None] / 255.0
+        x = dataset.data.numpy()[:, None]  # uint8
         y = dataset.targets.numpy().astype(np.int64)
         arrays += [x, _check_labels(y, 10, raw)]
     return Raw(*arrays, n_classes=10)
@@ -157,7 +159,7 @@ def load_cifar10(data_dir: str | None, download: bool) -> Raw:
         y = np.asarray(dataset.targets, dtype=np.int64)
         if len(y) != len(x):
             raise DataError(f"cifar10: {len(x)} images but {len(y)} labels in {folder}")
-        arrays += [x.transpose(0, 3, 1, 2).astype(np.float32) / 255.0, _check_labels(y, 10, folder)]
+        arrays += [np.ascontiguousarray(x.transpose(0, 3, 1, 2)), _check_labels(y, 10, folder)]
     return Raw(*arrays, n_classes=10)
 
 
@@ -170,9 +172,10 @@ def _check_labels(y: np.ndarray, n_classes: int, where: Path) -> np.ndarray:
 def load_imported(path: str) -> Raw:
     """The user's dataset: the callable an import path names (see imports.py), called without
     arguments, returning ``(x, y)`` (validation and test are carved from it) or ``(x_train, y_train,
-    x_test, y_test)``. Inputs: images N x C x H x W or N x H x W, or features N x D; uint8 (scaled to
-    [0, 1]) or floats (taken as they are). Labels: integers 0 to C - 1, every class in the training
-    data. Arrays or tensors. Every departure is one line naming it."""
+    x_test, y_test)``, either optionally followed by the class names (one string per class).
+    Inputs: images N x C x H x W or N x H x W, or features N x D; uint8 (kept as bytes, scaled to
+    [0, 1] per batch) or floats (taken as they are). Labels: integers 0 to C - 1, every class in the
+    training data. Arrays or tensors. Every departure is one line naming it."""
     from sweetspot.imports import load_callable
 
     load = load_callable(path, "data.name")
@@ -180,9 +183,11 @@ def load_imported(path: str) -> Raw:
         result = load()
     except Exception as exc:  # the user's code: one line, the chain under --debug
         raise DataError(f"data.name: {path!r} failed: {type(exc).__name__}: {exc}") from exc
-    if not isinstance(result, (tuple, list)) or len(result) not in (2, 4):
+    if not isinstance(result, (tuple, list)) or len(result) not in (2, 3, 4, 5):
         got = f"{len(result)} values" if isinstance(result, (tuple, list)) else f"a {type(result).__name__}"
-        raise DataError(f"data.name: {path!r} must return (x, y) or (x_train, y_train, x_test, y_test), got {got}")
+        raise DataError(f"data.name: {path!r} must return (x, y) or (x_train, y_train, x_test, y_test), optionally "
+                        f"followed by the class names, got {got}")
+    result, class_names = (result[:-1], result[-1]) if len(result) in (3, 5) else (result, None)
     names = ("x", "y") if len(result) == 2 else ("x_train", "y_train", "x_test", "y_test")
     arrays = {name: np.asarray(value) for name, value in zip(names, result)}
     pairs = [(arrays[names[0]], arrays[names[1]], names[:2])]
@@ -192,13 +197,31 @@ def load_imported(path: str) -> Raw:
     shapes = {x.shape[1:] for x, _ in checked}
     if len(shapes) > 1:
         raise DataError(f"data.name: {path!r}: x_train and x_test have different example shapes {sorted(shapes)}")
+    if len({x.dtype for x, _ in checked}) > 1:  # bytes and floats: both as floats in [0, 1]
+        checked = [(x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x, y) for x, y in checked]
     n_classes = int(max(y.max() for _, y in checked)) + 1
     missing = sorted(set(range(n_classes)) - set(checked[0][1].tolist()))
     if missing:
         raise DataError(f"data.name: {path!r}: labels must be 0 to {n_classes - 1} with every class in the training "
                         f"data; classes {missing[:5]} have no example")
     (x_train, y_train), *test = checked
-    return Raw(x_train, y_train, *(test[0] if test else (None, None)), n_classes)
+    return Raw(x_train, y_train, *(test[0] if test else (None, None)), n_classes,
+               _class_names(path, class_names, n_classes))
+
+
+def _class_names(path: str, names: object, n_classes: int) -> tuple[str, ...] | None:
+    """A dataset function's class names: one string per class, in label order."""
+    if names is None:
+        return None
+    if isinstance(names, (str, bytes)) or not isinstance(names, (tuple, list)) or not all(
+        isinstance(n, str) for n in names
+    ):
+        raise DataError(f"data.name: {path!r}: the class names (its last value) must be a list of strings, "
+                        f"got {type(names).__name__}")
+    if len(names) != n_classes:
+        raise DataError(f"data.name: {path!r}: {len(names)} class names for {n_classes} classes (labels 0 to "
+                        f"{n_classes - 1}); give one name per class")
+    return tuple(names)
 
 
 def _checked_pair(path: str, x: np.ndarray, y: np.ndarray, where: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:
@@ -209,7 +232,7 @@ def _checked_pair(path: str, x: np.ndarray, y: np.ndarray, where: tuple[str, str
         raise DataError(f"data.name: {path!r}: {xs} must be N x C x H x W, N x H x W or N x D with N > 0, "
                         f"got shape {x.shape}")
     if x.dtype == np.uint8:
-        x = x.astype(np.float32) / 255.0
+        pass  # kept as bytes, scaled per batch
     elif np.issubdtype(x.dtype, np.floating):
         x = x.astype(np.float32)
         if not np.isfinite(x).all():
@@ -254,7 +277,7 @@ def load_imagefolder(root: str, image_size: int | None) -> Raw:
     if len(shapes) > 1:
         raise DataError(f"data.root: {root!r}: the training and test images differ in shape {sorted(shapes)}; "
                         "set data.image_size")
-    (x, y), *test = [(xs.astype(np.float32) / 255.0, ys) for xs, ys in arrays]
+    (x, y), *test = arrays
     return Raw(x, y, *(test[0] if test else (None, None)), len(classes), tuple(classes))
 
 

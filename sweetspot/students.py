@@ -14,6 +14,7 @@ Initial weights (and dropout masks) come from torch's global RNG and the batch o
 from __future__ import annotations
 
 import copy
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -22,6 +23,9 @@ from sweetspot.config import StudentConfig, StudyConfig, student_seed
 from sweetspot.models import build_model
 from sweetspot.stacking import Stacked, stackable
 from sweetspot.training import distill, make_optimizer, make_scheduler
+
+if TYPE_CHECKING:
+    from sweetspot.data import Examples
 
 
 def seeded_for_students(config: StudyConfig) -> torch.Generator:
@@ -35,7 +39,7 @@ def seeded_for_students(config: StudyConfig) -> torch.Generator:
 
 def train_student(
     net: StudentConfig,
-    x: torch.Tensor,
+    x: Examples,
     teacher_logits: torch.Tensor,
     y: torch.Tensor,
     n_classes: int,
@@ -58,7 +62,7 @@ def train_student(
 
 def train_students(
     net: StudentConfig,
-    x: torch.Tensor,
+    x: Examples,
     teacher_logits: torch.Tensor,
     y: torch.Tensor,
     n_classes: int,
@@ -111,7 +115,7 @@ class OneByOne(nn.Module):
 
 
 def _distill(
-    net: StudentConfig, student: nn.Module, x: torch.Tensor, teacher_logits: torch.Tensor, y: torch.Tensor,
+    net: StudentConfig, student: nn.Module, x: Examples, teacher_logits: torch.Tensor, y: torch.Tensor,
     temperature: float, alpha: float, generator: torch.Generator, epochs: int, convention: str,
     mask: torch.Tensor | None, students_per_teacher: int = 1,
 ) -> None:

@@ -125,7 +125,7 @@ def figures(teacher: nn.Module, config: StudyConfig, splits: Splits, temperature
     index = transfer_indices(splits.y_train, d.withheld_classes, d.examples_per_class, config.seed)
     return {
         "teacher_val_acc": accuracy(predict_logits(teacher, splits.x_val), splits.y_val),
-        "teacher_entropy": normalized_entropy(predict_logits(teacher, splits.x_train[index]), temperature),
+        "teacher_entropy": normalized_entropy(predict_logits(teacher, splits.x_train.take(index)), temperature),
     }
 
 

@@ -10,13 +10,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from sweetspot.errors import TrainingDiverged
+
+if TYPE_CHECKING:
+    from sweetspot.data import Examples
 
 LossOfBatch = Callable[[torch.Tensor], torch.Tensor]  # batch indices (B, or S x B) -> scalar loss
 Generators = torch.Generator | Sequence[torch.Generator]  # batch order: one, or one per stacked copy
@@ -112,7 +115,7 @@ def train_loop(
 
 def train_classifier(
     model: nn.Module,
-    x: torch.Tensor,
+    x: Examples,
     y: torch.Tensor,
     *,
     optimizer: torch.optim.Optimizer,
@@ -179,7 +182,7 @@ def flip_crop(x: torch.Tensor, generator: torch.Generator, pad: int = PAD) -> to
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, x: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
+def predict_logits(model: nn.Module, x: Examples, chunk: int = 8192) -> torch.Tensor:
     """Logits in eval mode and float32 (also inside a bfloat16 autocast: soft labels and metrics are
     read to 4 digits), in chunks so that large splits fit in memory. N x C, or S x N x C for a
     stacked model of S networks."""
@@ -259,7 +262,7 @@ def masked_mean(losses: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor
 
 def distill(
     student: nn.Module,
-    x: torch.Tensor,
+    x: Examples,
     teacher_logits: torch.Tensor,
     y: torch.Tensor,
     *,

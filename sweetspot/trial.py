@@ -212,7 +212,7 @@ def run_trial(
     start = time.perf_counter()
     # the transfer set, like the students' random numbers, depends on the study and not on the trial
     index = transfer_indices(splits.y_train, withheld, config.distill.examples_per_class, config.seed)
-    x_transfer, y_transfer = splits.x_train[index], splits.y_train[index]
+    x_transfer, y_transfer = splits.x_train.take(index), splits.y_train[index]
     x_eval, y_eval = splits.evaluation(split)
     transfer = torch.stack([predict_logits(r.teacher, x_transfer) for r in runs])  # M x N x C, once per trial
     teacher_eval = torch.stack([predict_logits(r.teacher, x_eval) for r in runs])

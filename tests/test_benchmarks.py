@@ -27,6 +27,16 @@ def test_dataset_memory_prints_what_a_loaded_dataset_holds_and_says_what_is_miss
                             check=False)
     assert result.returncode == 0, result.stderr
     rows = {line.split()[0]: line.split() for line in result.stdout.splitlines()[2:]}
-    assert rows["digits"][1:4] == ["1797", "1x8x8", "torch.float32"]
+    assert rows["digits"][1:4] == ["1797", "1x8x8", "float32"]
     assert float(rows["digits"][4]) == round(1797 * 64 * 4 / 2**20 + 1797 * 8 / 2**20 + 2 * 64 * 4 / 2**20, 1)
     assert rows["cifar10"][1:3] == ["not", "here"]
+
+
+def test_dataset_memory_holds_a_byte_dataset_as_bytes():
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "dataset_memory.py"), "--datasets", "mnist",
+                             "--stand-ins"], capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr
+    row = result.stdout.splitlines()[2].split()
+    assert row[:5] == ["mnist", "(stand-in)", "70000", "1x28x28", "uint8"]
+    # images a byte each, labels 8 bytes each, two input-shaped float32 statistics
+    assert float(row[5]) == round((70000 * 784 + 70000 * 8 + 2 * 784 * 4) / 2**20, 1)

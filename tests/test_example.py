@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pytest
+import torch
 import yaml
 from optuna.trial import TrialState
 
@@ -76,7 +77,8 @@ def test_the_example_runs_with_two_workers_on_postgres(example, postgres_url, st
 @pytest.mark.parametrize(
     ("returned", "message"),
     [
-        ("np.zeros((10, 8, 8), np.uint8)", "must return (x, y) or (x_train, y_train, x_test, y_test), got a ndarray"),
+        ("np.zeros((10, 8, 8), np.uint8)", "must return (x, y) or (x_train, y_train, x_test, y_test), optionally "
+         "followed by the class names, got a ndarray"),
         ("(np.zeros((10, 8, 8), np.uint8), np.arange(9))", "y must be one label per example (10)"),
         ("(np.zeros((10, 8), np.int32), np.arange(10))", "x must be uint8 or floating point, got int32"),
         ("(np.zeros((10, 8)), np.arange(10) * 1.0)", "y must be integers 0 to C - 1, got float64"),
@@ -84,9 +86,12 @@ def test_the_example_runs_with_two_workers_on_postgres(example, postgres_url, st
         ("(np.zeros((10, 8)), np.arange(10) * 2)", "classes [1, 3, 5, 7, 9] have no example"),
         ("(np.zeros((4, 8)), np.arange(4), np.zeros((2, 9)), np.arange(2))", "different example shapes"),
         ("(np.full((4, 8), np.nan), np.arange(4))", "has values that are not finite"),
+        ("(np.zeros((4, 8)), np.arange(4), 'abcd')", "class names (its last value) must be a list of strings, got str"),
+        ("(np.zeros((4, 8)), np.arange(4), [1, 2, 3, 4])", "must be a list of strings, got list"),
+        ("(np.zeros((4, 8)), np.arange(4), ['a', 'b', 'c'])", "3 class names for 4 classes (labels 0 to 3)"),
     ],
     ids=["not-a-pair", "labels-short", "int-inputs", "float-labels", "negative-label", "missing-classes",
-         "test-shape", "nan"],
+         "test-shape", "nan", "names-a-string", "names-not-strings", "names-too-few"],
 )
 def test_a_bad_dataset_function_is_one_line(tmp_path, monkeypatch, request, returned, message):
     name = "bad_data_" + request.node.callspec.id.replace("-", "_")
@@ -107,7 +112,9 @@ def test_a_class_too_small_to_split_is_one_line(cli, write_config, tmp_path, mon
     assert code == 2 and "cannot carve a test split from 'tiny_data:load' by class" in err and err.count("\n") == 1
 
 
-def test_uint8_images_are_scaled_to_the_unit_interval(example, monkeypatch):
+def test_uint8_images_stay_bytes_and_are_standardised_per_batch(example, monkeypatch):
+    from sweetspot.config import DataConfig
+    from sweetspot.data import load_splits
     from sweetspot.errors import ConfigError
 
     monkeypatch.syspath_prepend(str(example))
@@ -115,8 +122,39 @@ def test_uint8_images_are_scaled_to_the_unit_interval(example, monkeypatch):
         load_imported("my_data:digits_images")  # importable, but nothing vouches for it yet
     sweetspot.imports.allow(["my_data"])
     raw = load_imported("my_data:digits_images")
-    assert raw.x_train.shape == (1797, 1, 8, 8) and raw.x_train.dtype == np.float32
-    assert raw.x_train.min() == 0.0 and raw.x_train.max() == 1.0 and raw.n_classes == 10 and raw.x_test is None
+    assert raw.x_train.shape == (1797, 1, 8, 8) and raw.x_train.dtype == np.uint8
+    assert raw.n_classes == 10 and raw.x_test is None and raw.class_names is None
+    splits = load_splits(DataConfig(name="my_data:digits_images"), 0)
+    assert splits.x_train.stored.dtype == torch.uint8 and splits.x_train.dtype == torch.float32
+    # the per-channel statistics of x / 255 on the training split, and batches standardised with them
+    train = torch.from_numpy(raw.x_train.astype(np.float32) / 255.0)[_rows_of(raw.x_train, splits.x_train.stored)]
+    assert torch.allclose(splits.input_mean.flatten()[0], train.mean(), atol=1e-6)
+    assert torch.allclose(splits.input_std.flatten()[0], train.std(unbiased=False), atol=1e-6)
+    assert torch.equal(splits.x_train[:], (train - splits.input_mean) / splits.input_std)
+    batch = torch.tensor([[4, 0, 9], [1, 1, 2]])  # S x B, as stacked teachers index it
+    assert torch.equal(splits.x_train[batch], splits.x_train[:][batch])
+    assert torch.equal(splits.x_train.take(batch[0])[:], splits.x_train[batch[0]])
+
+
+def _rows_of(x: np.ndarray, held: torch.Tensor) -> torch.Tensor:
+    """Where each held example is in ``x`` (the splits shuffle; digits has a few duplicates, any match does)."""
+    position = {row.tobytes(): i for i, row in enumerate(x)}
+    return torch.tensor([position[row.tobytes()] for row in held.numpy()])
+
+
+def test_a_dataset_function_names_its_classes(tmp_path, monkeypatch):
+    from sweetspot.config import DataConfig
+    from sweetspot.data import class_name, load_splits
+
+    (tmp_path / "named_data.py").write_text(
+        "import numpy as np\n\n\ndef load():\n"
+        "    return np.random.rand(60, 4), np.arange(60) % 3, ['ant', 'bee', 'cow']\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sweetspot.imports.allow(["named_data"])
+    assert load_imported("named_data:load").class_names == ("ant", "bee", "cow")
+    load_splits(DataConfig(name="named_data:load", test_fraction=0.2, val_fraction=0.2), 0)
+    assert [class_name("named_data:load", k) for k in range(3)] == ["ant", "bee", "cow"]
 
 
 def test_a_worker_with_other_code_or_data_is_refused_and_writes_nothing(cli, example):

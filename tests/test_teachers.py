@@ -95,7 +95,7 @@ def test_teacher_command_retrains_or_fetches_the_same_weights(cli, tiny_config_f
     document = yaml.safe_load((tmp_path / "best.yaml").read_text())
     splits = load_splits(pick_teacher(document).config.data, 0)
     teacher = load_teacher(tmp_path / "best.yaml", tmp_path / "fetched.pt")
-    raw = splits.x_val * splits.input_std + splits.input_mean
+    raw = splits.x_val[:] * splits.input_std + splits.input_mean
     with torch.no_grad():
         assert abs(accuracy(teacher(raw), splits.y_val) - document["teachers"][0]["metrics"]["teacher_val_acc"]) < 1e-6
 

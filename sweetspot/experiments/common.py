@@ -135,7 +135,7 @@ def train_student(
     epochs = None
     if steps is not None:
         epochs = max(1, math.ceil(steps / math.ceil(len(index) / config.student.batch_size)))
-    return fit_student(config.student, splits.x_train[index], teacher_logits[index], splits.y_train[index],
+    return fit_student(config.student, splits.x_train.take(index), teacher_logits[index], splits.y_train[index],
                        splits.n_classes, temperature=temperature, alpha=config.distill.alpha,
                        generator=seeded_for_students(config), epochs=epochs, convention=config.distill.loss)
 
