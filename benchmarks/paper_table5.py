@@ -64,7 +64,7 @@ def calibrate(config, splits, folder: Path) -> TeacherSpec:
     storage = open_storage(f"sqlite:///{folder / 'table5.db'}")
     study = open_study(storage, config.name, config)
     queue_trials(study, config.n_trials)
-    drain(study, Objective(config, splits), patience=5)
+    drain(study, Objective(config, splits))
     best = ordered_front(study)[0]
     return TeacherSpec(f"calibrated (trial {best.number})", None, best.params["batch_size"], best.params["epochs"],
                        best.user_attrs["seed"])

@@ -63,7 +63,7 @@ def _worker(url: str, name: str, start: mp.Event, folder: str) -> None:
         path.write_bytes(b"x" * 1024)
         files.append(str(path))
     start.wait()
-    drain(study, lambda trial: trivial_objective(trial, store, files), patience=5, poll=0.2)
+    drain(study, lambda trial: trivial_objective(trial, store, files), poll=0.2)
 
 
 def trials_per_second(url: str, n_workers: int, n_trials: int) -> float:

@@ -255,16 +255,17 @@ def _objective(args: argparse.Namespace, config: Any, splits: Any, url: str) -> 
 def _summary(study: Any, url: str) -> None:
     from optuna.trial import TrialState
 
+    from sweetspot.retry import with_retries
     from sweetspot.study import count_states, mask_url
 
-    counts = count_states(study.get_trials(deepcopy=False))
+    counts = count_states(with_retries(study.get_trials, deepcopy=False))
     done = counts[TrialState.COMPLETE]
     print(
         f"\nstudy {study.study_name!r} in {mask_url(url)}: {done} finished of {sum(counts.values())} trials"
         + (f", {counts[TrialState.WAITING]} still queued" if counts[TrialState.WAITING] else "")
     )
     if done:
-        print(f"best trials (Pareto front, best first):\n{front_table(study)}")
+        print(f"best trials (Pareto front, best first):\n{with_retries(front_table, study)}")
         print(f"\nnext: sweetspot export --study {study.study_name} --out best-teacher.yaml")
 
 
@@ -272,6 +273,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from optuna.trial import TrialState
 
     from sweetspot.config import load_config
+    from sweetspot.retry import with_retries
     from sweetspot.study import count_states, queue_trials
     from sweetspot.workers import Launch, drain_with_progress, supervise, threads_per_worker
 
@@ -279,7 +281,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.workers > 1 and args.threads is None:
         args.threads = threads_per_worker(args.workers)
     study, storage, objective, url = _open(args, config)
-    left = count_states(study.get_trials(deepcopy=False))[TrialState.WAITING]  # queued by an earlier, interrupted run
+    # queued by an earlier, interrupted run
+    left = count_states(with_retries(study.get_trials, deepcopy=False))[TrialState.WAITING]
     n = args.trials or config.n_trials
     queue_trials(study, n)
     total = n + left
@@ -289,9 +292,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"sweetspot worker{' ' + args.config if args.config else ''} --study {study.study_name}"
         )
         return 0
-    patience = args.grace + 2 * args.heartbeat
     if args.workers == 1:
-        drain_with_progress(study, objective, total, progress=not args.no_progress, patience=patience)
+        drain_with_progress(study, objective, total, progress=not args.no_progress)
     else:
         import torch
 
@@ -322,16 +324,18 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from optuna.trial import TrialState
 
     from sweetspot.config import load_config
+    from sweetspot.retry import with_retries
     from sweetspot.study import count_states, worker_id
-    from sweetspot.workers import drain_with_progress
+    from sweetspot.workers import drain_with_progress, watch_supervisor
 
+    watch_supervisor()
     config = _with_transfer_flags(args, _with_data_flags(args, load_config(args.config)))
     study, _, objective, url = _open(args, config)
-    queued = count_states(study.get_trials(deepcopy=False))[TrialState.WAITING]
+    queued = count_states(with_retries(study.get_trials, deepcopy=False))[TrialState.WAITING]
     deadline = time.monotonic() + args.wait_for_queue
     while not queued and time.monotonic() < deadline:  # the step that queues may not have run yet
         time.sleep(2)
-        queued = count_states(study.get_trials(deepcopy=False))[TrialState.WAITING]
+        queued = count_states(with_retries(study.get_trials, deepcopy=False))[TrialState.WAITING]
     total = min(queued, args.trials) if args.trials else queued
     ran = drain_with_progress(
         study,
@@ -339,7 +343,6 @@ def cmd_worker(args: argparse.Namespace) -> int:
         total,
         progress=not args.no_progress,
         max_trials=args.trials,
-        patience=args.grace + 2 * args.heartbeat,
     )
     print(
         f"worker {worker_id()}: ran {ran} trials of study {study.study_name!r}"
@@ -502,6 +505,32 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_copy(args: argparse.Namespace) -> int:
+    from sweetspot.artifacts import artifact_dir
+    from sweetspot.backup import copy_study
+    from sweetspot.study import load_study, mask_url, open_storage
+
+    _quiet_optuna()
+    with _given("--from"):
+        source = open_storage(args.source, must_exist=True)
+    with _given("--study"):
+        study, _ = load_study(source, args.study)  # a sweetspot study, or the storage's only one
+    with _given("--to"):
+        target = open_storage(args.target)
+    name = args.to_study or study.study_name
+    folders = (artifact_dir(args.source, args.artifacts), artifact_dir(args.target, args.to_artifacts))
+    with _given("--to-study"):
+        copied = copy_study(source, study.study_name, target, name, folders)
+    print(
+        f"copied study {study.study_name!r} to {name!r} in {mask_url(args.target)}: {copied.trials} trials, "
+        f"{copied.notes} trial notes, {copied.artifacts} artifact files"
+        + (f" into {folders[1]}/" if copied.artifacts else "")
+    )
+    if copied.running:
+        print(f"note: {copied.running} trials were RUNNING in the source and are RUNNING in the copy", file=sys.stderr)
+    return 0
+
+
 def cmd_teacher(args: argparse.Namespace) -> int:
     from sweetspot.artifacts import fetch_teacher_weights, load_weights
     from sweetspot.files import read_export
@@ -562,6 +591,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "dashboard": cmd_dashboard,
     "report": cmd_report,
     "teacher": cmd_teacher,
+    "copy": cmd_copy,
 }
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
@@ -841,6 +871,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--trial", type=_non_negative_int, metavar="N", help="the teacher of trial N (default: the best)"
     )
     teacher.add_argument("--out", metavar="FILE", help="weights file (default: teacher-trialN.pt)")
+
+    copy = sub.add_parser(
+        "copy", parents=[common], help="copy a study to another storage (a backup, or one SQLite file to share)"
+    )
+    copy.add_argument("--from", dest="source", required=True, metavar="URL", help="the storage the study is in")
+    copy.add_argument("--to", dest="target", required=True, metavar="URL", help="the storage to copy it into")
+    copy.add_argument("--study", metavar="NAME", help="the study to copy (default: the source's only study)")
+    copy.add_argument("--to-study", metavar="NAME", help="its name in the destination (default: the same)")
+    copy.add_argument(
+        "--artifacts", metavar="DIR", help="the source's artifact folder (default: as for --storage URL of `run`)"
+    )
+    copy.add_argument("--to-artifacts", metavar="DIR", help="the destination's artifact folder (default: likewise)")
     return parser
 
 

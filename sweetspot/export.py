@@ -83,7 +83,7 @@ def build_export(
             "params": dict(trial.params),
             "values": dict(zip(names, trial.values)),
             "recipe": teacher_recipe(config, trial),
-            "metrics": {k: v for k, v in trial.user_attrs.items() if k != "seed"},
+            "metrics": {k: v for k, v in sorted(trial.user_attrs.items()) if k not in ("seed", "queued_by")},
             "test": test_scores[trial.number],
         }
         if confirmed:

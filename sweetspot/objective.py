@@ -59,7 +59,7 @@ class Objective:
         with_retries(trial.set_user_attr, "worker", worker_id())
         twin = None if self.config.search.repeats else with_retries(_finished_twin, trial)
         if twin is not None:  # its seed comes along, so that an export retrains the same teacher
-            metrics = {k: v for k, v in twin.user_attrs.items() if k != "worker"}
+            metrics = {k: v for k, v in twin.user_attrs.items() if k not in ("worker", "queued_by", "fail_reason")}
             metrics["reused_from"] = twin.number
             metrics["teacher_epochs"] = {"trained": 0, "reused": params.epochs}
         else:

@@ -3,19 +3,34 @@
 * Private: ``RDBStorage._create_new_trial`` is overridden (QueueStorage), the one way to make
   ``study.ask`` take only queued trials; tests/test_workers.py checks that Optuna still creates
   every trial through it, so an Optuna upgrade that changes this fails a test, not a study.
-* Experimental: heartbeat retries, ``fail_stale_trials`` and metric names warn on every use;
-  ``experimental()`` silences exactly that warning around those calls.
+* Private: the heartbeat table is read and written directly (``QueueStorage.claim``), to find
+  trials whose worker is gone, including those that never wrote a heartbeat, and to claim each
+  for one worker with a compare-and-set; Optuna's own stale check is switched off.
+* optuna-dashboard's notes (``read_note``, ``write_note``): a trial's note is a study system
+  attribute keyed by the trial's database id, which a copied study must re-key (backup.py).
+* Experimental: heartbeats and metric names warn on every use; ``experimental()`` silences exactly
+  that warning around those calls.
 Everything else sweetspot does with Optuna uses its public API.
 """
 
 from __future__ import annotations
 
+import logging
+import re
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import Any
 
 import optuna
-from optuna.trial import FrozenTrial
+import sqlalchemy
+from optuna.storages._rdb import models
+from optuna.trial import FrozenTrial, TrialState
+
+from sweetspot.retry import STORAGE_ERRORS, first_line
+
+log = logging.getLogger("sweetspot.workers")
 
 
 @contextmanager
@@ -40,9 +55,103 @@ class QueueStorage(optuna.storages.RDBStorage):
     trial) pass.
     """
 
+    max_retry = 3  # how many times in a row a stale trial is queued again (recovery.py)
+
     def _create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> FrozenTrial:
         # Both ``create_new_trial`` and Optuna's cache layer (which ``load_study`` puts in front of
         # every RDB storage) create trials through this method; tests/test_workers.py checks it.
         if template_trial is None:
             raise QueueEmpty
         return super()._create_new_trial(study_id, template_trial)
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        """Optuna's heartbeat thread records a beat every interval and dies at its first exception:
+        one dropped connection would leave a live trial without beats, to be failed as stale. A
+        failed beat is logged and the next one tries again."""
+        try:
+            super().record_heartbeat(trial_id)
+        except STORAGE_ERRORS as exc:
+            log.warning("heartbeat of trial id %d not recorded (%s); next beat tries again", trial_id, first_line(exc))
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        """None for Optuna's own check (run by every ``study.optimize``): it misses trials that never
+        beat and lets two workers race for one trial; ``recovery.py`` claims stale trials instead."""
+        return []
+
+    def stale_candidates(self, study_id: int, grace: float) -> list[int]:
+        """Trials of the study that may have lost their worker: RUNNING with a heartbeat older than
+        ``grace`` seconds, or with none though they started more than ``grace`` seconds ago (a
+        connection lost after the trial was taken, before its first beat). Only ``claim`` decides."""
+        trials, beats = models.TrialModel.__table__, models.TrialHeartbeatModel.__table__
+        query = (
+            sqlalchemy.select(trials.c.trial_id, trials.c.datetime_start, beats.c.heartbeat)
+            .select_from(trials.outerjoin(beats, beats.c.trial_id == trials.c.trial_id))
+            .where(trials.c.study_id == study_id, trials.c.state == TrialState.RUNNING.name)
+        )
+        with self.engine.connect() as connection:
+            now = self._now(connection)
+            rows = connection.execute(query).all()
+        local = datetime.now()  # datetime_start is the worker's clock, as Optuna writes it
+        window = timedelta(seconds=grace)
+        return [
+            trial_id
+            for trial_id, started, beat in rows
+            if (beat is None and (started is None or local - started > window))
+            or (beat is not None and now - beat > window)
+        ]
+
+    def claim(self, trial_id: int, grace: float) -> bool:
+        """Take a stale trial for this caller alone: its heartbeat moves to now only if it is still
+        older than ``grace`` (or is created if it has none; the table allows one per trial), in one
+        statement, so that of the workers that look at once exactly one wins, and a winner that dies
+        before it is done is followed by another ``grace`` seconds later. Works on finished trials too."""
+        beats = models.TrialHeartbeatModel.__table__
+        try:
+            with self.engine.begin() as connection:
+                now = self._now(connection)
+                moved = connection.execute(
+                    sqlalchemy.update(beats)
+                    .where(beats.c.trial_id == trial_id, beats.c.heartbeat < now - timedelta(seconds=grace))
+                    .values(heartbeat=now)
+                ).rowcount
+                if moved:
+                    return True
+                if connection.execute(sqlalchemy.select(beats.c.trial_id).where(beats.c.trial_id == trial_id)).first():
+                    return False  # beating, or claimed by another worker a moment ago
+                connection.execute(sqlalchemy.insert(beats).values(trial_id=trial_id, heartbeat=now))
+                return True
+        except sqlalchemy.exc.IntegrityError:  # another worker created it first
+            return False
+
+    @staticmethod
+    def _now(connection: sqlalchemy.Connection) -> datetime:
+        """The database's clock, as Optuna writes heartbeats with it (naive, as it stores them)."""
+        now = connection.execute(sqlalchemy.select(sqlalchemy.func.now())).scalar()
+        assert now is not None
+        return now.replace(tzinfo=None)
+
+
+def queue_storage(study: optuna.Study) -> QueueStorage | None:
+    """The QueueStorage under a study (``load_study`` and ``create_study`` put Optuna's cache layer
+    in front of it), or None for any other storage."""
+    storage = study._storage
+    storage = getattr(storage, "_backend", storage)
+    return storage if isinstance(storage, QueueStorage) else None
+
+
+TRIAL_NOTE_KEY = re.compile(r"^dashboard:\d+:")  # optuna-dashboard's key of a trial's note: the trial's database id
+ARTIFACT_KEY = "artifacts:"  # optuna.artifacts' trial system attributes, one per file: "artifacts:<id>"
+
+
+def read_note(system_attrs: dict[str, Any], trial_id: int | None) -> str:
+    """The note optuna-dashboard shows for a trial (``None``: the study), from the study's system attributes."""
+    from optuna_dashboard._note import get_note_from_system_attrs
+
+    return get_note_from_system_attrs(system_attrs, trial_id)["body"]
+
+
+def write_note(storage: optuna.storages.BaseStorage, study_id: int, trial_id: int, body: str) -> None:
+    """A trial's note, written as optuna-dashboard writes one (its first version)."""
+    from optuna_dashboard._note import save_note_with_version
+
+    save_note_with_version(storage, study_id, trial_id, 0, body)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,7 @@ from sweetspot.early_stop import make_pruner
 from sweetspot.errors import ConfigError, StorageError
 from sweetspot.notes import study_note
 from sweetspot.optuna_internals import QueueStorage, experimental
-from sweetspot.retry import first_line
+from sweetspot.retry import STORAGE_ERRORS, STORAGE_RETRY, Retry, first_line, with_retries
 
 DEFAULT_STORAGE = "sqlite:///sweetspot.db"
 STORAGE_ENV = "SWEETSPOT_STORAGE"
@@ -57,8 +58,9 @@ def _engine_kwargs(backend: str) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Heartbeat:
-    """Optuna heartbeats: a trial whose worker stopped beating for ``grace`` seconds is failed
-    and queued again (at most ``max_retry`` times) by the next worker that looks."""
+    """Optuna heartbeats: a trial whose worker stopped beating for ``grace`` seconds (or that never
+    beat though it started ``grace`` seconds ago) is failed and queued again, at most ``max_retry``
+    times in a row, by the next worker that looks (recovery.py)."""
 
     interval: int = 10
     grace: int = 60
@@ -113,17 +115,11 @@ def open_storage(url: str, *, must_exist: bool = False, heartbeat: Heartbeat | N
     try:
         with experimental():  # heartbeats and their retry callback
             beats: dict[str, Any] = (
-                {}
-                if heartbeat is None
-                else {
-                    "heartbeat_interval": heartbeat.interval,
-                    "grace_period": heartbeat.grace,
-                    "heartbeat_stale_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(
-                        max_retry=heartbeat.max_retry
-                    ),
-                }
+                {} if heartbeat is None else {"heartbeat_interval": heartbeat.interval, "grace_period": heartbeat.grace}
             )
             storage = QueueStorage(url, engine_kwargs=_engine_kwargs(backend), **beats)
+            if heartbeat is not None:
+                storage.max_retry = heartbeat.max_retry  # stale trials are failed and queued again by recovery.py
         if backend == "sqlite":
             _serialize_sqlite(storage.engine)
         return storage
@@ -261,11 +257,24 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def queue_trials(study: optuna.Study, n: int) -> None:
-    """Add ``n`` trials to the study's queue (WAITING trials whose parameters the sampler chooses
-    when a worker takes them). Workers run queued trials only, so the queue is the study's total."""
-    for _ in range(n):
-        study.enqueue_trial({})
+def queue_trials(study: optuna.Study, n: int, retry: Retry = STORAGE_RETRY) -> None:
+    """Add exactly ``n`` trials to the study's queue (WAITING trials whose parameters the sampler
+    chooses when a worker takes them). Workers run queued trials only, so the queue is the study's
+    total. Each is marked with this call's ``queued_by`` token: after a dropped connection (whose
+    last enqueue may or may not have been written) the marked trials are counted again, so that
+    none is missing and none is queued twice."""
+    token = f"{worker_id()}@{time.time():.6f}"
+    queued, errors = 0, 0
+    while queued < n:
+        try:
+            study.enqueue_trial({}, user_attrs={"queued_by": token})
+            queued += 1
+            errors = 0
+        except STORAGE_ERRORS as exc:
+            errors += 1
+            retry.give_up(errors, exc)
+            trials = with_retries(study.get_trials, deepcopy=False)
+            queued = sum(t.user_attrs.get("queued_by") == token for t in trials)
 
 
 def count_states(trials: Iterable[FrozenTrial]) -> dict[TrialState, int]:

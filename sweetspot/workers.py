@@ -23,11 +23,13 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from sweetspot.optuna_internals import QueueEmpty, experimental
-from sweetspot.retry import STORAGE_ERRORS, STORAGE_RETRY, Retry, first_line
+from sweetspot.optuna_internals import QueueEmpty
+from sweetspot.recovery import recover_stale
+from sweetspot.retry import STORAGE_ERRORS, STORAGE_RETRY, Retry, first_line, with_retries
 from sweetspot.study import best_so_far, count_states
 
 log = logging.getLogger("sweetspot.workers")
+SUPERVISOR_ENV = "SWEETSPOT_SUPERVISOR"  # the pid of the `sweetspot run` that started this worker
 TrialCallback = Callable[[optuna.Study, FrozenTrial], None]
 
 
@@ -37,7 +39,6 @@ def drain(
     *,
     max_trials: int | None = None,
     on_trial_end: TrialCallback | None = None,
-    patience: float = 120.0,
     poll: float = 1.0,
     retry: Retry = STORAGE_RETRY,
     stop_requested: Callable[[], bool] = lambda: False,
@@ -45,10 +46,11 @@ def drain(
     """Run queued trials until the queue is empty and no other trial is running, or ``max_trials``
     are done; returns how many this worker ran.
 
-    While other workers' trials are running this worker waits, failing stale ones (Optuna's
-    heartbeat check), which re-queues them: a killed worker's trial is re-run by a live one. It gives
-    up waiting after ``patience`` seconds without change. A lost database connection is retried
-    under ``retry`` (the policy every storage call of sweetspot follows), counting failures in a row.
+    Before each trial, and while other workers' trials run, it fails and re-queues trials whose
+    worker is gone (recovery.py): a killed worker's trial is re-run by a live one. So a worker
+    leaves only when no trial is left running, and a study with one live worker ends by itself.
+    A lost database connection is retried under ``retry`` (the policy every storage call of
+    sweetspot follows), counting failures in a row.
     """
     done = 0
     errors = 0
@@ -63,10 +65,11 @@ def drain(
         if stop_requested():
             raise KeyboardInterrupt
         try:
+            recover_stale(study)
             study.optimize(objective, n_trials=1, callbacks=[count], gc_after_trial=False)
             errors = 0
         except QueueEmpty:
-            if not _wait_for_running(study, patience, poll, stop_requested):
+            if not _wait_for_running(study, poll, retry, stop_requested):
                 break
         except STORAGE_ERRORS as exc:
             errors += 1
@@ -75,27 +78,29 @@ def drain(
     return done
 
 
-def _wait_for_running(study: optuna.Study, patience: float, poll: float, stop_requested: Callable[[], bool]) -> bool:
-    """True once a trial is queued again (a stale trial retried); False when none is running, or
-    the running ones have not changed for ``patience`` seconds."""
-    last: frozenset[int] = frozenset()
-    since = time.monotonic()
+def _wait_for_running(study: optuna.Study, poll: float, retry: Retry, stop_requested: Callable[[], bool]) -> bool:
+    """True once a trial is queued again (a stale trial retried); False when none is running. Waits
+    as long as others' trials run: any of them may lose its worker and need this one."""
+    shown: frozenset[int] = frozenset()
+    errors = 0
     while not stop_requested():
-        with experimental():
-            optuna.storages.fail_stale_trials(study)
-        trials = study.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING))
+        try:
+            recover_stale(study)
+            trials = study.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING))
+            errors = 0
+        except STORAGE_ERRORS as exc:
+            errors += 1
+            log.warning("storage error while waiting (%s); try %d of %d", first_line(exc), errors, retry.attempts)
+            retry.give_up(errors, exc)
+            continue
         if any(t.state == TrialState.WAITING for t in trials):
             return True
         running = frozenset(t.number for t in trials)
         if not running:
             return False
-        if running != last:
-            last, since = running, time.monotonic()
-        elif time.monotonic() - since > patience:
-            log.warning(
-                "trials %s still running after %.0f s; leaving them to their workers", sorted(running), patience
-            )
-            return False
+        if running != shown:
+            log.info("queue empty; waiting for trials %s of other workers", sorted(running))
+            shown = running
         time.sleep(poll)
     raise KeyboardInterrupt
 
@@ -136,6 +141,7 @@ def supervise(
     procs: list[subprocess.Popen] = []
     for i in range(launch.n_workers):
         env = dict(os.environ, SWEETSPOT_STORAGE=launch.storage_url, PYTHONUNBUFFERED="1")
+        env[SUPERVISOR_ENV] = str(os.getpid())  # its workers stop when it dies (watch_supervisor)
         if launch.gpus:
             env["CUDA_VISIBLE_DEVICES"] = str(i % launch.gpus)
         log_file = open(launch.log_dir / f"{launch.study_name}-worker{i}.log", "w")  # kept open for the child
@@ -180,12 +186,13 @@ def supervise(
 def _update_bar(bar: Any, study: optuna.Study, total: int) -> None:
     try:
         trials = study.get_trials(deepcopy=False)
+        best = best_so_far(study, trials)  # reads the metric names: a storage call too
     except STORAGE_ERRORS:
         return  # a progress bar may skip a beat while the database recovers
     counts = count_states(trials)
     done = max(0, total - counts[TrialState.WAITING] - counts[TrialState.RUNNING])
     bar.update(min(done, total) - bar.n)
-    bar.set_postfix_str(" ".join(f"{k}={v:.3f}" for k, v in best_so_far(study, trials).items()))
+    bar.set_postfix_str(" ".join(f"{k}={v:.3f}" for k, v in best.items()))
 
 
 def _stop(procs: Sequence[subprocess.Popen], grace: float) -> None:
@@ -209,15 +216,36 @@ def _fail_running_trials(
     Optuna's public API: the reason first (a storage call, while the trial can still take it), then
     ``study.tell``. A trial its worker finished in the meantime is left as it is."""
     ours = {f"{socket.gethostname()}:{p.pid}" for p in procs}
-    study_id = storage.get_study_id_from_name(study.study_name)
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+    study_id = with_retries(storage.get_study_id_from_name, study.study_name)
+    for trial in with_retries(study.get_trials, deepcopy=False, states=(TrialState.RUNNING,)):
         if trial.user_attrs.get("worker") in ours:
-            trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+            trial_id = with_retries(storage.get_trial_id_from_study_id_trial_number, study_id, trial.number)
             try:
-                storage.set_trial_user_attr(trial_id, "fail_reason", "interrupted")
+                with_retries(storage.set_trial_user_attr, trial_id, "fail_reason", "interrupted")
             except optuna.exceptions.UpdateFinishedTrialError:
                 continue
-            study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+            with_retries(study.tell, trial.number, state=TrialState.FAIL, skip_if_finished=True)
+
+
+def watch_supervisor() -> None:
+    """A worker that `sweetspot run --workers N` started stops as on Ctrl-C when that supervisor
+    dies (killed, its terminal closed), instead of running on as an orphan that nobody can stop:
+    on Linux the kernel sends it SIGTERM then (PR_SET_PDEATHSIG); anywhere, ``supervisor_gone``
+    is checked between trials."""
+    if not os.environ.get(SUPERVISOR_ENV):
+        return
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+    if supervisor_gone():  # it died before the line above took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def supervisor_gone() -> bool:
+    """True for a worker whose supervisor (``SWEETSPOT_SUPERVISOR``) is no longer its parent."""
+    pid = os.environ.get(SUPERVISOR_ENV)
+    return bool(pid) and os.getppid() != int(pid)
 
 
 class GracefulStop:
@@ -286,7 +314,8 @@ def drain_with_progress(
             bar.update(1)
 
         try:
-            return drain(study, objective, on_trial_end=on_trial_end, stop_requested=lambda: stop.requested, **kwargs)
+            return drain(study, objective, on_trial_end=on_trial_end,
+                         stop_requested=lambda: stop.requested or supervisor_gone(), **kwargs)
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(sig, signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -138,3 +140,21 @@ def start_console_script(*args: str, cwd: Path, env: dict | None = None) -> subp
     return subprocess.Popen(
         [str(exe), *map(str, args)], cwd=cwd, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
+
+
+def break_connection(engine: Any, when: Callable[[str, Any], bool], times: int = 1) -> list[int]:
+    """Close the database connection underneath SQLAlchemy right before the first ``times``
+    statements on ``engine`` for which ``when(statement, parameters)`` holds: that statement then
+    fails with the driver's own error, as on a connection the server dropped at that exact point.
+    Returns a one-item list holding how many breaks are left."""
+    import sqlalchemy.event
+
+    left = [times]
+
+    @sqlalchemy.event.listens_for(engine, "before_cursor_execute")
+    def _break(connection, cursor, statement, parameters, context, executemany):
+        if left[0] and when(statement, parameters):
+            left[0] -= 1
+            connection.connection.dbapi_connection.close()
+
+    return left

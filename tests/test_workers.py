@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import signal
 import time
 
@@ -60,7 +61,7 @@ def test_queue_storage_runs_only_queued_trials(storage_url):
     with pytest.raises(QueueEmpty):
         study.ask()  # nothing queued: no trial is created
     queue_trials(study, 2)
-    done = drain(study, lambda t: t.suggest_float("x", 0, 1), patience=1)
+    done = drain(study, lambda t: t.suggest_float("x", 0, 1))
     assert done == 2
     assert [t.state for t in study.get_trials()] == [TrialState.COMPLETE] * 2
 
@@ -152,21 +153,26 @@ def test_workers_recover_when_the_database_drops_every_connection(write_config, 
     assert states.count(TrialState.COMPLETE) == 8 and TrialState.RUNNING not in states
 
 
-def test_sigint_stops_every_worker_and_leaves_no_running_trial(write_config, tmp_path, postgres_url, study_name):
+def _slow_run(write_config, tmp_path, url: str, name: str, workers: int, trials: int):
+    """`sweetspot run --workers N` of SLOW trials, started in the background."""
     config = write_config()
     config.write_text(yaml.safe_dump(SLOW))
-    run = start_console_script(
-        "run", config, "--storage", postgres_url, "--study", study_name, "--workers", "3", "--trials", "30",
+    return start_console_script(
+        "run", config, "--storage", url, "--study", name, "--workers", str(workers), "--trials", str(trials),
         "--log-dir", tmp_path / "logs", cwd=tmp_path,
     )
 
-    def three_running() -> bool:
-        try:
-            return _states(postgres_url, study_name).count(TrialState.RUNNING) == 3
-        except Exception:  # the study may not exist yet
-            return False
 
-    _wait(three_running, 120, "three running trials")
+def _running(url: str, name: str) -> list:
+    try:
+        return optuna.load_study(study_name=name, storage=url).get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    except KeyError:  # the study does not exist yet
+        return []
+
+
+def test_sigint_stops_every_worker_and_leaves_no_running_trial(write_config, tmp_path, postgres_url, study_name):
+    run = _slow_run(write_config, tmp_path, postgres_url, study_name, workers=3, trials=30)
+    _wait(lambda: len(_running(postgres_url, study_name)) == 3, 120, "three running trials")
     running = {
         t.number
         for t in optuna.load_study(study_name=study_name, storage=postgres_url).trials
@@ -209,3 +215,53 @@ def test_a_storage_password_never_shows(tiny_config_file, tmp_path, postgres_url
     assert "s3cret-pw" not in seen
     exported = run_console_script("export", "--storage", secret, "--study", study_name, cwd=tmp_path)
     assert exported.returncode == 0 and "s3cret-pw" not in exported.stdout + exported.stderr
+
+
+def test_the_progress_bar_survives_a_connection_dropped_while_it_reads_the_metric_names(postgres_url, study_name):
+    """The supervisor died here: ``_update_bar`` -> ``best_so_far`` -> ``study.metric_names``, a
+    storage call outside the guarded ``get_trials``."""
+    from tqdm import tqdm
+
+    from sweetspot.optuna_internals import experimental, queue_storage
+    from sweetspot.workers import _update_bar
+    from tests.conftest import break_connection
+
+    study = optuna.create_study(study_name=study_name, storage=open_storage(postgres_url), directions=["maximize"])
+    with experimental():
+        study.set_metric_names(["student_val_acc"])
+    queue_trials(study, 1)
+    drain(study, lambda t: t.suggest_float("x", 0, 1))
+    reader = optuna.load_study(study_name=study_name, storage=open_storage(postgres_url))
+
+    def reading_metric_names(statement: str, parameters) -> bool:
+        return "study_system_attributes" in statement and statement.lstrip().upper().startswith("SELECT")
+
+    left = break_connection(queue_storage(reader).engine, reading_metric_names)
+    with tqdm(total=1, file=io.StringIO()) as bar:
+        _update_bar(bar, reader, 1)  # the read fails: the bar skips a beat
+        assert left == [0]
+        _update_bar(bar, reader, 1)
+        assert bar.n == 1
+
+
+def _gone(pid: int) -> bool:
+    """No such process, or a zombie nobody reaped yet (it runs nothing)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return any(line.split()[1] == "Z" for line in status if line.startswith("State:"))
+    except FileNotFoundError:
+        return True
+
+
+def test_a_killed_supervisor_takes_its_workers_with_it(write_config, tmp_path, postgres_url, study_name):
+    run = _slow_run(write_config, tmp_path, postgres_url, study_name, workers=2, trials=200)
+    _wait(lambda: len(_running(postgres_url, study_name)) == 2, 120, "both workers running a trial")
+    workers = [int(t.user_attrs["worker"].rsplit(":", 1)[1]) for t in _running(postgres_url, study_name)]
+    run.send_signal(signal.SIGKILL)  # no chance to stop anything itself
+    run.communicate(timeout=30)
+    _wait(lambda: all(_gone(pid) for pid in workers), 15, "the orphaned workers to stop")  # not 200 trials later
+    trials = optuna.load_study(study_name=study_name, storage=postgres_url).trials
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    interrupted = [t for t in trials if t.state == TrialState.FAIL]
+    assert interrupted and all(t.user_attrs.get("fail_reason") == "interrupted" for t in interrupted)
+    assert sum(t.state == TrialState.WAITING for t in trials) > 150  # the rest stay queued for a later run
