@@ -16,6 +16,7 @@ from typing import Any
 import optuna
 import torch
 from optuna.artifacts import FileSystemArtifactStore, download_artifact, get_all_artifact_meta, upload_artifact
+from optuna.artifacts.exceptions import ArtifactNotFound
 from sqlalchemy.engine import make_url
 from torch import nn
 
@@ -69,10 +70,14 @@ def save_trial_artifacts(
 def fetch_teacher_weights(
     store: FileSystemArtifactStore, storage: optuna.storages.BaseStorage, trial: optuna.trial.FrozenTrial, into: Path
 ) -> Path | None:
-    """Download a trial's stored teacher weights to ``into``; None if it has none."""
+    """Download a trial's stored teacher weights to ``into``; None if it has none (or had, and they
+    were deleted once the trial fell out of the study's best ``--keep-weights``, see disk.py)."""
     for meta in get_all_artifact_meta(trial, storage=storage):
         if meta.filename == WEIGHTS_FILE:
-            download_artifact(artifact_store=store, artifact_id=meta.artifact_id, file_path=str(into))
+            try:
+                download_artifact(artifact_store=store, artifact_id=meta.artifact_id, file_path=str(into))
+            except ArtifactNotFound:
+                return None
             return into
     return None
 

@@ -7,9 +7,16 @@ longer than its own run, and trains only the rest.
 
 Several workers (processes or machines mounting one folder) may read and write at once: a file
 appears under its final name only when complete (written aside, then ``os.replace``), a file that
-vanishes between listing and reading is skipped, and the least recently used files are deleted
-once the folder is over its size bound (under an advisory lock, so that two workers do not both
-evict). Files are read with ``torch.load(weights_only=True)``: no pickled code runs.
+vanishes between listing and reading is skipped, and once the folder is over its size bound files
+are deleted (under an advisory lock, so that two workers do not both evict): first those that can
+serve the fewest future trials, then the least recently used. Files are read with
+``torch.load(weights_only=True)``: no pickled code runs.
+
+What a checkpoint can serve: a trial of ``E`` epochs starts from its path's longest checkpoint of at
+most ``E`` epochs, so the checkpoint at epoch ``e`` is the start of the trials with ``E`` from ``e``
+up to the path's next checkpoint (or the search space's largest ``epochs``, ``horizon``). One whose
+next checkpoint is an epoch later serves one epoch count, at most: it goes before one that serves
+sixty. Which counts the sampler will draw is unknown; this counts them all alike.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import pickle
 from collections.abc import Callable
@@ -43,7 +51,7 @@ class CheckpointStore:
     """Teacher checkpoints in ``root`` (created if missing), at most ``budget_bytes`` in all; with
     ``every`` = k > 0 also every k-th epoch of a run, so that a shorter trial finds its own epoch."""
 
-    def __init__(self, root: Path, budget_bytes: int, every: int = 0) -> None:
+    def __init__(self, root: Path, budget_bytes: int, every: int = 0, horizon: int | None = None) -> None:
         try:
             root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -51,6 +59,7 @@ class CheckpointStore:
         self.root = root
         self.budget_bytes = budget_bytes
         self.every = every
+        self.horizon = horizon  # the most epochs a trial may ask for (None: unknown, e.g. experiments)
 
     def _path(self, key: str, epoch: int) -> Path:
         return self.root / f"{key}-{epoch:05d}{SUFFIX}"
@@ -99,11 +108,14 @@ class CheckpointStore:
         return sum(size for _, size, _ in self._files())
 
     def evict(self, keep: Path | None = None) -> list[Path]:
-        """Delete least-recently-used checkpoints until the total is within the budget (``keep``,
-        the one just written, goes last). Returns what was deleted."""
+        """Delete checkpoints until the total is within the budget: those that serve the fewest
+        future epoch counts first, then the least recently used (``keep``, the one just written,
+        goes last). Returns what was deleted."""
         removed = []
         with self._lock():
-            files = sorted(self._files(), key=lambda f: (f[0] == keep, f[2]))
+            files = self._files()
+            serves = self._serves([path for path, _, _ in files])
+            files.sort(key=lambda f: (f[0] == keep, serves[f[0]], f[2]))
             total = sum(size for _, size, _ in files)
             for path, size, _ in files:
                 if total <= self.budget_bytes:
@@ -113,6 +125,22 @@ class CheckpointStore:
                     removed.append(path)
                 total -= size
         return removed
+
+    def _serves(self, paths: list[Path]) -> dict[Path, float]:
+        """For each checkpoint, how many epoch counts ``E`` would start from it (see the module's
+        docstring); the last of a path serves up to the horizon, or without end if it is unknown."""
+        by_key: dict[str, list[tuple[int, Path]]] = {}
+        for path in paths:
+            key, _, epoch = path.stem.rpartition("-")
+            with contextlib.suppress(ValueError):
+                by_key.setdefault(key, []).append((int(epoch), path))
+        serves: dict[Path, float] = dict.fromkeys(paths, math.inf)
+        for stored in by_key.values():
+            stored.sort()
+            for (epoch, path), (after, _) in zip(stored, [*stored[1:], (None, None)]):
+                end = after if after is not None else (self.horizon + 1 if self.horizon is not None else None)
+                serves[path] = max(0, end - epoch) if end is not None else math.inf
+        return serves
 
     def _files(self) -> list[tuple[Path, int, float]]:
         out = []

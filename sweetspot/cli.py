@@ -248,8 +248,20 @@ def _objective(args: argparse.Namespace, config: Any, splits: Any, url: str) -> 
     if not args.no_share:
         with _given("--checkpoints"):
             folder = checkpoint_dir(artifact_dir(url, args.artifacts), args.checkpoints)
-            checkpoints = CheckpointStore(folder, args.checkpoint_mb * 2**20, args.checkpoint_every)
+            checkpoints = CheckpointStore(folder, args.checkpoint_mb * 2**20, args.checkpoint_every,
+                                          horizon=config.search.epochs[1])
     return Objective(config, splits, artifacts, checkpoints)
+
+
+def _weights_kept(args: argparse.Namespace, objective: Any) -> Any:
+    """The after-trial step that deletes the teacher weights of trials outside the best
+    ``--keep-weights`` (see sweetspot/disk.py)."""
+    from sweetspot.disk import keep_best_weights
+
+    def after_trial(study: Any, trial: Any) -> None:
+        keep_best_weights(study, objective.artifacts, args.keep_weights)
+
+    return after_trial
 
 
 def _summary(study: Any, url: str) -> None:
@@ -293,7 +305,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         return 0
     if args.workers == 1:
-        drain_with_progress(study, objective, total, progress=not args.no_progress)
+        drain_with_progress(study, objective, total, progress=not args.no_progress,
+                            after_trial=_weights_kept(args, objective))
     else:
         import torch
 
@@ -343,6 +356,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         total,
         progress=not args.no_progress,
         max_trials=args.trials,
+        after_trial=_weights_kept(args, objective),
     )
     print(
         f"worker {worker_id()}: ran {ran} trials of study {study.study_name!r}"
@@ -687,9 +701,18 @@ def _option_groups() -> dict[str, argparse.ArgumentParser]:
     workers.add_argument(
         "--checkpoint-mb",
         type=_positive_int,
-        default=2048,
+        default=48,
         metavar="MB",
-        help="size bound of the checkpoint folder; least recently used files go first (default: 2048)",
+        help="size bound of the checkpoint folder; those that serve the fewest future trials go first, then the "
+        "least recently used (default: 48, three checkpoints of the default 6 x 512 teacher)",
+    )
+    workers.add_argument(
+        "--keep-weights",
+        type=_non_negative_int,
+        default=10,
+        metavar="K",
+        help="keep teacher weights for the best K trials only; the others' are deleted and retrained from "
+        "their recipe when asked for (default: 10)",
     )
     workers.add_argument(
         "--checkpoint-every",

@@ -8,6 +8,7 @@ command with the same storage URL joins the same study.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -287,10 +288,17 @@ class GracefulStop:
 
 
 def drain_with_progress(
-    study: optuna.Study, objective: Callable[[optuna.Trial], Any], total: int, *, progress: bool = True, **kwargs: Any
+    study: optuna.Study,
+    objective: Callable[[optuna.Trial], Any],
+    total: int,
+    *,
+    progress: bool = True,
+    after_trial: TrialCallback | None = None,
+    **kwargs: Any,
 ) -> int:
     """`drain` in this process, with one progress bar: trials done / total, best values, elapsed.
-    Ctrl-C and SIGTERM stop it cleanly (GracefulStop)."""
+    Ctrl-C and SIGTERM stop it cleanly (GracefulStop). ``after_trial`` runs after each finished
+    trial (keeping the disk bounded); its storage calls are retried, and its failure is a warning."""
     from tqdm.auto import tqdm
 
     stop = GracefulStop()
@@ -310,8 +318,14 @@ def drain_with_progress(
             elif not progress:  # a log line per trial instead of the bar (worker log files)
                 values = " ".join(f"{v:.4f}" for v in trial.values or [])
                 print(f"trial {trial.number} {trial.state.name.lower()}: {trial.params} -> {values}", flush=True)
-            bar.set_postfix_str(" ".join(f"{k}={v:.3f}" for k, v in best_so_far(study, finished).items()))
+            with contextlib.suppress(*STORAGE_ERRORS):  # the bar may skip a beat while the database recovers
+                bar.set_postfix_str(" ".join(f"{k}={v:.3f}" for k, v in best_so_far(study, finished).items()))
             bar.update(1)
+            if after_trial is not None:
+                try:
+                    with_retries(after_trial, study, trial)
+                except (*STORAGE_ERRORS, OSError) as exc:
+                    log.warning("after trial %d: %s", trial.number, first_line(exc))
 
         try:
             return drain(study, objective, on_trial_end=on_trial_end,

@@ -1,4 +1,5 @@
-"""The checkpoint folder: longest usable prefix, LRU eviction within the budget, several writers at once."""
+"""The checkpoint folder: longest usable prefix, eviction within the budget (what serves least, then LRU), several
+writers at once."""
 
 from __future__ import annotations
 
@@ -57,6 +58,18 @@ def test_eviction_removes_the_least_recently_used_first(tmp_path: Path):
     names = sorted(p.name for p in store.root.glob("*.ckpt"))
     assert names == ["a-00001.ckpt", "c-00001.ckpt"]
     assert store.size() <= store.budget_bytes
+
+
+def test_eviction_removes_what_serves_the_fewest_future_trials_first(tmp_path: Path):
+    one = len(_bytes(tmp_path))
+    store = CheckpointStore(tmp_path / "store", budget_bytes=int(3.5 * one), horizon=100)
+    for epoch in (4, 5, 60):  # a trial of E epochs starts at 4 only for E = 4; at 5 for 5..59; at 60 for 60..100
+        store.save("a", epoch, _state(epoch))
+    _age(store.root, "a-00005.ckpt", 100)
+    _age(store.root, "a-00060.ckpt", 50)
+    assert store.load("a", 4, CPU)["epoch"] == 4  # the most recently used, and still the first to go
+    store.save("b", 1, _state(1))
+    assert sorted(p.name for p in store.root.glob("*.ckpt")) == ["a-00005.ckpt", "a-00060.ckpt", "b-00001.ckpt"]
 
 
 def test_a_checkpoint_larger_than_the_budget_is_the_one_kept_last(tmp_path: Path):

@@ -1,0 +1,68 @@
+"""What a study keeps on disk: the teacher weights of its best K trials, not of every trial.
+
+Every finished trial uploads its teacher's weights to the artifact store (5.4 MB for the default
+6 x 512 MLP), so a study of hundreds of trials would keep hundreds of teachers nobody will fetch.
+After each trial, the weights of trials that are no longer among the best ``K`` are deleted. Trials
+are ranked by non-dominated sorting of their objective values (the Pareto front first, then the
+front of the rest, and so on), each front in the export's order. With one objective more trials
+only push a trial down, so its weights are never wanted back; with several, a trial can climb back
+(a new trial that dominates two trials ahead of it sends both behind it). Either way a teacher
+whose weights are gone is retrained from its export recipe by `sweetspot teacher`, and checked
+against the figures the study recorded, as when no artifact store was given: deleting costs time
+later, never a wrong teacher. Several workers may delete at once (a file already gone is skipped).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import optuna
+from optuna.artifacts import FileSystemArtifactStore
+from optuna.artifacts.exceptions import ArtifactNotFound
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+from sweetspot.artifacts import WEIGHTS_FILE
+from sweetspot.export import best_first
+from sweetspot.optuna_internals import ARTIFACT_KEY
+
+
+def ranked(study: optuna.Study, trials: list[FrozenTrial], first: int | None = None) -> list[FrozenTrial]:
+    """The finished trials best first: fronts of non-dominated sorting, each in the export's
+    order (``best_first``); only as many fronts as the ``first`` trials need."""
+    done = [t for t in trials if t.state == TrialState.COMPLETE and t.values is not None]
+    if not done:
+        return []
+    signs = np.array([-1.0 if d == StudyDirection.MAXIMIZE else 1.0 for d in study.directions])
+    values = np.array([t.values for t in done], dtype=float) * signs  # all minimised
+    # dominates[i, j]: trial i is no worse than j in every objective and better in one
+    dominates = (values[:, None] <= values[None]).all(axis=2) & (values[:, None] < values[None]).any(axis=2)
+    left = np.ones(len(done), dtype=bool)
+    out: list[FrozenTrial] = []
+    while left.any() and (first is None or len(out) < first):
+        front = left & ~(dominates & left[:, None]).any(axis=0)
+        out += best_first(study, [done[i] for i in np.flatnonzero(front)])
+        left &= ~front
+    return out
+
+
+def keep_best_weights(
+    study: optuna.Study, store: FileSystemArtifactStore, keep: int, trials: list[FrozenTrial] | None = None
+) -> list[int]:
+    """Delete the teacher weights of every trial outside the best ``keep``; returns the numbers of
+    the trials whose weights this call deleted (another worker may have deleted some already)."""
+    trials = study.get_trials(deepcopy=False) if trials is None else trials
+    best = {t.number for t in ranked(study, trials, keep)[:keep]}
+    deleted = []
+    for trial in trials:
+        if trial.number in best:
+            continue
+        for key, meta in trial.system_attrs.items():
+            if key.startswith(ARTIFACT_KEY) and json.loads(meta).get("filename") == WEIGHTS_FILE:
+                try:
+                    store.remove(key[len(ARTIFACT_KEY):])
+                    deleted.append(trial.number)
+                except ArtifactNotFound:
+                    pass  # deleted before, here or by another worker
+    return deleted
