@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,9 +28,10 @@ import sqlalchemy
 from optuna.storages._rdb import models
 from optuna.trial import FrozenTrial, TrialState
 
-from sweetspot.retry import STORAGE_ERRORS, first_line
+from sweetspot.retry import STORAGE_ERRORS, STORAGE_RETRY, first_line
 
 log = logging.getLogger("sweetspot.workers")
+STATE_RETRY = STORAGE_RETRY  # how often a trial's final state is written again after a dropped connection
 
 
 @contextmanager
@@ -63,6 +64,25 @@ class QueueStorage(optuna.storages.RDBStorage):
         if template_trial is None:
             raise QueueEmpty
         return super()._create_new_trial(study_id, template_trial)
+
+    def set_trial_state_values(self, trial_id: int, state: TrialState, values: Sequence[float] | None = None) -> bool:
+        """Optuna's, tried again through a dropped connection: called by ``tell``, it is the one write a
+        worker must not lose (Optuna then masks the error with an AssertionError and leaves the trial
+        RUNNING). A retry that finds the trial already in that state with those values is the first
+        try's commit, whose answer was lost."""
+        failures = 0
+        while True:
+            try:
+                return super().set_trial_state_values(trial_id, state, values)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                if failures and _holds(self.get_trial(trial_id), state, values):
+                    return True
+                raise
+            except STORAGE_ERRORS:
+                failures += 1
+                if failures >= STATE_RETRY.attempts:
+                    raise
+                STATE_RETRY.wait(failures)
 
     def record_heartbeat(self, trial_id: int) -> None:
         """Optuna's heartbeat thread records a beat every interval and dies at its first exception:
@@ -129,6 +149,23 @@ class QueueStorage(optuna.storages.RDBStorage):
         now = connection.execute(sqlalchemy.select(sqlalchemy.func.now())).scalar()
         assert now is not None
         return now.replace(tzinfo=None)
+
+
+def _holds(trial: FrozenTrial, state: TrialState, values: Sequence[float] | None) -> bool:
+    return trial.state == state and (values is None or list(trial.values or []) == list(values))
+
+
+def told_already(exc: BaseException) -> bool:
+    """``study.optimize`` failing to tell a trial that is finished already (Optuna's ValueError):
+    another worker failed it as stale while its own worker could not reach the database for longer
+    than the grace period. The trial has its retry; this worker just goes on."""
+    return isinstance(exc, ValueError) and str(exc).startswith("Cannot tell a ")
+
+
+def tell_lost(exc: BaseException) -> bool:
+    """``study.optimize`` whose final ``tell`` failed on the storage: Optuna replaces that error with
+    ``AssertionError("Should not reach.")`` and leaves the trial RUNNING (it is then recovered as stale)."""
+    return isinstance(exc, AssertionError) and isinstance(exc.__context__, (*STORAGE_ERRORS, ValueError))
 
 
 def queue_storage(study: optuna.Study) -> QueueStorage | None:

@@ -24,7 +24,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from sweetspot.optuna_internals import QueueEmpty
+from sweetspot.optuna_internals import QueueEmpty, tell_lost, told_already
 from sweetspot.recovery import recover_stale
 from sweetspot.retry import STORAGE_ERRORS, STORAGE_RETRY, Retry, first_line, with_retries
 from sweetspot.study import best_so_far, count_states
@@ -75,6 +75,16 @@ def drain(
         except STORAGE_ERRORS as exc:
             errors += 1
             log.warning("storage error (%s); try %d of %d", first_line(exc), errors, retry.attempts)
+            retry.give_up(errors, exc)
+        except ValueError as exc:
+            if not told_already(exc):
+                raise
+            log.warning("a trial of this worker was failed as stale meanwhile and queued again (%s)", exc)
+        except AssertionError as exc:
+            if not tell_lost(exc):
+                raise
+            errors += 1
+            log.warning("a trial's result could not be stored (%s); it will be run again", exc.__context__)
             retry.give_up(errors, exc)
     return done
 

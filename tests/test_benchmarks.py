@@ -1,5 +1,6 @@
 """Benchmarks that must keep running where no GPU is: their --tiny paths, on the CPU."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -40,3 +41,16 @@ def test_dataset_memory_holds_a_byte_dataset_as_bytes():
     assert row[:5] == ["mnist", "(stand-in)", "70000", "1x28x28", "uint8"]
     # images a byte each, labels 8 bytes each, two input-shaped float32 statistics
     assert float(row[5]) == round((70000 * 784 + 70000 * 8 + 2 * 784 * 4) / 2**20, 1)
+
+
+def test_a_short_soak_on_postgres_meets_its_target(postgres_url):
+    """benchmarks/soak.py shortened: 2 workers, one SIGKILLed, one round of terminated connections."""
+    result = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "soak.py"), "--url", postgres_url, "--workers", "2", "--trials",
+         "30", "--kills", "1", "--terminations", "1", "--terminate-every", "6", "--chaos-window", "7",
+         "--no-restart"], capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SIGKILL worker" in result.stdout and "terminated" in result.stdout  # the chaos happened
+    tally = json.loads(result.stdout.strip().splitlines()[-2])
+    assert tally["finished"] == 30 and tally["running"] == 0 and tally["duplicates"] == 0
+    assert tally["retries_faithful"] and tally["ended_by_itself"]

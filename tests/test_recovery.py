@@ -114,3 +114,20 @@ def test_a_recovery_cut_short_before_the_retry_is_finished_by_the_next_worker(ur
     assert retry.system_attrs["retry_history"] == [trial.number]
     assert retry.system_attrs["fixed_params"] == {"x": 5}
 
+
+
+def test_a_result_whose_write_loses_its_connection_is_written_again(url, study_name):
+    """The connection drops as the worker stores the trial's result (its ``tell``): Optuna masked the
+    error with ``AssertionError: Should not reach.``, the worker died and the trial stayed RUNNING."""
+    study = _study(url, study_name)
+    study.enqueue_trial({"x": 3})
+
+    def completing(statement: str, parameters) -> bool:
+        values = parameters.values() if isinstance(parameters, dict) else parameters or ()
+        return statement.lstrip().upper().startswith("UPDATE TRIALS") and "COMPLETE" in [str(v) for v in values]
+
+    left = break_connection(queue_storage(study).engine, completing)
+    assert drain(study, _objective, poll=0.2) == 1
+    assert left == [0]
+    (trial,) = study.get_trials()
+    assert trial.state == TrialState.COMPLETE and trial.values == [3.0]
