@@ -95,7 +95,9 @@ def restart_postgres() -> str:
     return "restarted" if done.returncode == 0 else f"restart failed: {done.stderr.strip()[:100]}"
 
 
-def chaos(run: subprocess.Popen, url: str, args: argparse.Namespace, log: list[str], stop: threading.Event) -> None:
+def chaos(
+    run: subprocess.Popen, url: str, args: argparse.Namespace, log: list[str], killed: list[int], stop: threading.Event
+) -> None:
     """Kills, terminations and one restart at seeded random moments while the run lasts."""
     rng = random.Random(args.seed)
     start = time.monotonic()
@@ -113,6 +115,7 @@ def chaos(run: subprocess.Popen, url: str, args: argparse.Namespace, log: list[s
             if alive:
                 victim = rng.choice(busy or alive)
                 os.kill(victim, signal.SIGKILL)
+                killed.append(victim)
                 log.append(f"{now:6.1f} s: SIGKILL worker {victim}{'' if busy else ' (not in a trial)'}")
         if now >= next_termination and terminations < args.terminations:
             try:
@@ -188,6 +191,7 @@ def main() -> int:
     print(describe())
     name = args.study = f"soak-{uuid.uuid4().hex[:8]}"
     log: list[str] = []
+    killed: list[int] = []
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "soak.yaml"
         config.write_text(yaml.safe_dump(CHEAP))
@@ -197,7 +201,7 @@ def main() -> int:
         start = time.monotonic()
         run = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         stop = threading.Event()
-        thread = threading.Thread(target=chaos, args=(run, args.url, args, log, stop), daemon=True)
+        thread = threading.Thread(target=chaos, args=(run, args.url, args, log, killed, stop), daemon=True)
         thread.start()
         try:
             _, stderr = run.communicate(timeout=args.timeout)
@@ -211,8 +215,7 @@ def main() -> int:
         seconds = time.monotonic() - start
         optuna.logging.set_verbosity(optuna.logging.ERROR)
         study = optuna.load_study(study_name=name, storage=args.url)
-        killed = {int(line.rpartition(" ")[2]) for line in log if "SIGKILL" in line}
-        result = tally(study, args.trials, killed) | {"ended_by_itself": ended, "exit_code": run.returncode,
+        result = tally(study, args.trials, set(killed)) | {"ended_by_itself": ended, "exit_code": run.returncode,
                                               "wall_s": round(seconds, 1)}
         optuna.delete_study(study_name=name, storage=args.url)
         errors = worker_errors(Path(tmp) / "logs")
