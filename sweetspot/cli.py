@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 
 from sweetspot import __version__
 from sweetspot.config import KD_LOSSES
-from sweetspot.errors import ConfigError, SweetspotError
+from sweetspot.errors import ConfigError, StorageError, SweetspotError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -545,6 +545,30 @@ def cmd_copy(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_storage_proxy(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from sweetspot.proxy import serve
+    from sweetspot.study import mask_url, resolve_storage_url
+
+    url = resolve_storage_url(args.storage)
+    if url.startswith("grpc://"):
+        raise StorageError("--storage: a storage proxy serves a database, not another proxy")
+    storage, url = _storage(args, heartbeat=_heartbeat(args))
+    _quiet_optuna()
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, frame: stop.set())
+    print(f"serving {mask_url(url)} at grpc://{args.host}:{args.port} (workers: --storage grpc://{args.host}:"
+          f"{args.port}); Ctrl-C stops", flush=True)
+    try:
+        serve(storage, args.host, args.port, stop)
+    except OSError as exc:
+        raise StorageError(f"--host/--port: {exc}") from exc
+    return 0
+
+
 def cmd_teacher(args: argparse.Namespace) -> int:
     from sweetspot.artifacts import fetch_teacher_weights, load_weights
     from sweetspot.files import read_export
@@ -606,6 +630,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "report": cmd_report,
     "teacher": cmd_teacher,
     "copy": cmd_copy,
+    "storage-proxy": cmd_storage_proxy,
 }
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
@@ -906,6 +931,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--artifacts", metavar="DIR", help="the source's artifact folder (default: as for --storage URL of `run`)"
     )
     copy.add_argument("--to-artifacts", metavar="DIR", help="the destination's artifact folder (default: likewise)")
+
+    proxy = sub.add_parser(
+        "storage-proxy", parents=[common],
+        help="serve a storage to many workers over gRPC (Optuna's storage proxy); workers use --storage grpc://HOST:PORT",
+    )
+    proxy.add_argument(
+        "--storage", metavar="URL", help="the database to serve (default: $SWEETSPOT_STORAGE, else sqlite:///sweetspot.db)"
+    )
+    proxy.add_argument(
+        "--host", default="127.0.0.1",
+        help="address to listen on (default: 127.0.0.1; no authentication: 0.0.0.0 only on a trusted network)",
+    )
+    proxy.add_argument("--port", type=_positive_int, default=13000, help="port (default: 13000)")
+    proxy.add_argument("--heartbeat", type=_positive_int, default=10, metavar="S",
+                       help="how often its workers beat, and it checks for stale trials (default: 10)")
+    proxy.add_argument("--grace", type=_positive_int, default=60, metavar="S",
+                       help="a trial silent this long is failed and queued again (default: 60)")
     return parser
 
 

@@ -8,6 +8,8 @@
   for one worker with a compare-and-set; Optuna's own stale check is switched off.
 * optuna-dashboard's notes (``read_note``, ``write_note``): a trial's note is a study system
   attribute keyed by the trial's database id, which a copied study must re-key (backup.py).
+* Private: Optuna's gRPC proxy servicer, its generated messages and the heartbeat base class
+  (``proxy_api``), which proxy.py extends with the queue and heartbeats.
 * Experimental: heartbeats and metric names warn on every use; ``experimental()`` silences exactly
   that warning around those calls.
 Everything else sweetspot does with Optuna uses its public API.
@@ -192,3 +194,13 @@ def write_note(storage: optuna.storages.BaseStorage, study_id: int, trial_id: in
     from optuna_dashboard._note import save_note_with_version
 
     save_note_with_version(storage, study_id, trial_id, 0, body)
+
+
+def proxy_api() -> tuple[type, Any, Any, type]:
+    """Optuna's gRPC proxy servicer class, its generated ``api_pb2`` and ``api_pb2_grpc`` modules, and
+    ``BaseHeartbeat``: what proxy.py builds on (imported on demand: only the proxy needs them)."""
+    from optuna.storages._grpc.auto_generated import api_pb2, api_pb2_grpc
+    from optuna.storages._grpc.servicer import OptunaStorageProxyService
+    from optuna.storages._heartbeat import BaseHeartbeat
+
+    return OptunaStorageProxyService, api_pb2, api_pb2_grpc, BaseHeartbeat

@@ -12,18 +12,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import grpc
 import optuna
 import sqlalchemy.exc
 
 from sweetspot.errors import StorageError
 
 T = TypeVar("T")
-# what a lost or dropped database connection raises through Optuna's storage
-STORAGE_ERRORS = (optuna.exceptions.StorageInternalError, sqlalchemy.exc.DBAPIError)
+# what a lost or dropped database connection raises through Optuna's storage, or through the gRPC
+# storage proxy (a proxy that is restarting, or whose own database call failed)
+STORAGE_ERRORS = (optuna.exceptions.StorageInternalError, sqlalchemy.exc.DBAPIError, grpc.RpcError)
 
 
 def first_line(exc: BaseException) -> str:
-    """The driver's own message (SQLAlchemy keeps it in ``orig``), first line only."""
+    """The driver's own message (SQLAlchemy keeps it in ``orig``; gRPC has a code and details), first line only."""
+    if isinstance(exc, grpc.RpcError) and hasattr(exc, "code"):
+        return f"storage proxy: {exc.code().name}: {(exc.details() or '').strip().splitlines()[:1]}"
     return (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
 
 

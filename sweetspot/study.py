@@ -33,7 +33,7 @@ DEFAULT_STORAGE = "sqlite:///sweetspot.db"
 STORAGE_ENV = "SWEETSPOT_STORAGE"
 CONFIG_ATTR = "sweetspot_config"  # study user attribute holding the config as a dict
 PROVENANCE_ATTR = "sweetspot_provenance"  # digests of the data and of each imported module's source
-SUPPORTED_BACKENDS = ("sqlite", "postgresql", "mysql")
+SUPPORTED_BACKENDS = ("sqlite", "postgresql", "mysql")  # and grpc:// (a sweetspot storage-proxy)
 
 
 def resolve_storage_url(arg: str | None) -> str:
@@ -89,9 +89,12 @@ def _serialize_sqlite(engine: sqlalchemy.engine.Engine) -> None:
     engine.dispose()  # connections opened before the listeners go
 
 
-def open_storage(url: str, *, must_exist: bool = False, heartbeat: Heartbeat | None = None) -> QueueStorage:
-    """An Optuna RDB storage for ``url``; one-line StorageError for a malformed, unsupported or
+def open_storage(url: str, *, must_exist: bool = False, heartbeat: Heartbeat | None = None) -> Any:
+    """An Optuna RDB storage for ``url`` (a QueueStorage), or for ``grpc://host:port`` a client of
+    ``sweetspot storage-proxy`` (proxy.py); one-line StorageError for a malformed, unsupported or
     unreachable URL. ``must_exist`` refuses to create a new SQLite file (for reading commands)."""
+    if url.startswith("grpc://"):
+        return _open_proxy(url, heartbeat)
     shown = mask_url(url)
     try:
         parsed = make_url(url)
@@ -129,6 +132,23 @@ def open_storage(url: str, *, must_exist: bool = False, heartbeat: Heartbeat | N
         ) from exc
     except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as exc:
         raise StorageError(f"cannot open {shown!r}: {first_line(exc)}") from exc
+
+
+def _open_proxy(url: str, heartbeat: Heartbeat | None) -> Any:
+    """A client of ``sweetspot storage-proxy`` at ``grpc://host:port``, checked to answer (10 s)."""
+    import grpc
+
+    from sweetspot.proxy import QueueProxy
+
+    host, _, port = url.removeprefix("grpc://").rstrip("/").rpartition(":")
+    if not host or not port.isdigit():
+        raise StorageError(f"malformed URL {url!r} (expected grpc://HOST:PORT of a `sweetspot storage-proxy`)")
+    proxy = QueueProxy(host=host, port=int(port), heartbeat_interval=heartbeat.interval if heartbeat else None)
+    try:
+        proxy.wait_server_ready(timeout=10)
+    except (grpc.FutureTimeoutError, ConnectionError) as exc:
+        raise StorageError(f"no storage proxy answers at {url!r} (start one with: sweetspot storage-proxy)") from exc
+    return proxy
 
 
 def study_names(storage: optuna.storages.BaseStorage) -> list[str]:

@@ -90,16 +90,20 @@ def test_four_workers_run_exactly_the_requested_trials_on_postgres(
 
 
 def test_a_killed_workers_trial_is_failed_and_run_again(write_config, tmp_path, postgres_url, study_name):
+    kill_a_training_worker(write_config, tmp_path, postgres_url, postgres_url, study_name)
+
+
+def kill_a_training_worker(write_config, tmp_path, storage: str, postgres_url: str, study_name: str) -> None:
+    """Queue 4 slow trials through ``storage``, SIGKILL the first worker while it trains, let a second
+    worker finish: its trial is failed and run again with its parameters and seed, none stays RUNNING."""
     config = write_config()
     config.write_text(yaml.safe_dump(SLOW))
     beat = ["--heartbeat", "1", "--grace", "3"]
     queued = run_console_script(
-        "run", config, "--storage", postgres_url, "--study", study_name, "--workers", "0", "--trials", "4", cwd=tmp_path
+        "run", config, "--storage", storage, "--study", study_name, "--workers", "0", "--trials", "4", cwd=tmp_path
     )
     assert queued.returncode == 0, queued.stderr
-    victim = start_console_script(
-        "worker", config, "--storage", postgres_url, "--study", study_name, *beat, cwd=tmp_path
-    )
+    victim = start_console_script("worker", config, "--storage", storage, "--study", study_name, *beat, cwd=tmp_path)
     study = optuna.load_study(study_name=study_name, storage=postgres_url)
 
     def victim_is_training() -> bool:
@@ -109,15 +113,13 @@ def test_a_killed_workers_trial_is_failed_and_run_again(write_config, tmp_path, 
     _wait(victim_is_training, 60, "the first worker to start a trial")
     victim.send_signal(signal.SIGKILL)
     victim.wait()
-    survivor = run_console_script(
-        "worker", config, "--storage", postgres_url, "--study", study_name, *beat, cwd=tmp_path
-    )
+    survivor = run_console_script("worker", config, "--storage", storage, "--study", study_name, *beat, cwd=tmp_path)
     assert survivor.returncode == 0, survivor.stderr
     trials = optuna.load_study(study_name=study_name, storage=postgres_url).trials
     states = [t.state for t in trials]
     assert states.count(TrialState.COMPLETE) == 4 and TrialState.RUNNING not in states
     (killed,) = [t for t in trials if t.state == TrialState.FAIL]
-    (retry,) = [t for t in trials if t.system_attrs.get("failed_trial") == killed.number]
+    (retry,) = [t for t in trials if t.system_attrs.get("retry_history") == [killed.number]]
     assert retry.state == TrialState.COMPLETE and retry.params == killed.params
     assert retry.user_attrs["seed"] == killed.user_attrs["seed"]  # the retry trains the same teacher
 
