@@ -1,16 +1,19 @@
 """Storage throughput with many workers, and the storage's share of a real trial's wall time.
 
 A trivial objective that makes the same storage calls as a sweetspot trial (two suggestions, two
-artifacts, the same user attributes, a trial note, heartbeats on) runs in 1, 4 and 8 worker processes on PostgreSQL
-and on
-SQLite; the figure is finished trials per second, timed from a common start signal to the last
-worker's exit (process start-up excluded). Then 8 processes run default-study trials at once (one
-thread each, as `run --workers 8` does on 2 cores), and the storage's share is
-(8 / trials-per-second with 8 workers) / (their mean trial wall time): the storage time each of 8
-workers spends per trial, under the contention of all 8, over the trial it serves.
-Target (issue 3): under 2 % with 8 workers.
+artifacts, the same user attributes, a trial note, heartbeats on) runs in 1, 4 and 8 worker
+processes (``--workers``) on PostgreSQL, on SQLite and on PostgreSQL through a `sweetspot
+storage-proxy` (``--backends``); the figure is finished trials per second, timed from a common start
+signal to the last worker's exit (process start-up excluded), and every run checks that exactly the
+queued trials finished. Then 8 processes run default-study trials at once (one thread each, as `run
+--workers 8` does on 2 cores), and the storage's share is (8 / trials-per-second with 8 workers) /
+(their mean trial wall time): the storage time each of 8 workers spends per trial, under the
+contention of all 8, over the trial it serves. Target (issue 3): under 2 % with 8 workers.
+``--taking 100 500 1000``: the cost of taking and finishing one trial (one worker, the trivial
+objective) in a study that already holds that many finished trials, directly and through the proxy.
 
-    .venv/bin/python benchmarks/storage_scaling.py [--postgres URL] [--trials 160]
+    .venv/bin/python benchmarks/storage_scaling.py [--postgres URL] [--trials 120] [--workers 1 4 8]
+        [--backends postgresql sqlite proxy] [--taking 100 500 1000] [--no-share]
 """
 
 from __future__ import annotations
@@ -18,13 +21,17 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import shutil
+import socket
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
 import optuna
+from machine import describe
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 from optuna_dashboard import save_note
 
@@ -66,15 +73,27 @@ def _worker(url: str, name: str, start: mp.Event, folder: str) -> None:
     drain(study, lambda trial: trivial_objective(trial, store, files), poll=0.2)
 
 
-def trials_per_second(url: str, n_workers: int, n_trials: int) -> float:
+def trials_per_second(url: str, n_workers: int, n_trials: int, database: str | None = None,
+                      finished_before: int = 0) -> float:
+    """Trials/s of ``n_workers`` workers on ``url`` (a database, or a proxy of ``database``), in a
+    study that holds ``finished_before`` finished trials already."""
+    database = database or url
     name = f"bench-{uuid.uuid4().hex[:8]}"
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.create_study(
         study_name=name,
-        storage=open_storage(url),
+        storage=open_storage(database),
         directions=["maximize", "maximize"],
         sampler=optuna.samplers.RandomSampler(seed=0),
     )
+    if finished_before:
+        search = StudyConfig().search  # finished trials with the trivial objective's parameters
+        choices = batch_size_choices(search.batch_size)
+        done = optuna.trial.create_trial(
+            values=[0.5, 0.5], params={"batch_size": choices[0], "epochs": search.epochs[0]},
+            distributions={"batch_size": optuna.distributions.CategoricalDistribution(choices),
+                           "epochs": optuna.distributions.IntDistribution(*search.epochs, log=True)})
+        study.add_trials([done] * finished_before)
     queue_trials(study, n_trials)
     ctx = mp.get_context("spawn")
     start = ctx.Event()
@@ -89,10 +108,27 @@ def trials_per_second(url: str, n_workers: int, n_trials: int) -> float:
         p.join()
     elapsed = time.perf_counter() - began
     shutil.rmtree(folder)
-    finished = sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
+    finished = sum(t.state.is_finished() for t in study.get_trials(deepcopy=False)) - finished_before
     assert finished == n_trials, f"{finished} of {n_trials} trials finished"
-    optuna.delete_study(study_name=name, storage=url)
+    optuna.delete_study(study_name=name, storage=database)
     return n_trials / elapsed
+
+
+def start_proxy(database: str) -> tuple[subprocess.Popen, str]:
+    """A `sweetspot storage-proxy` of ``database`` on a free port, ready; and its grpc:// URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "sweetspot.cli", "storage-proxy", "--storage", database, "--port",
+                             str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return proc, f"grpc://127.0.0.1:{port}"
+        time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"the storage proxy did not start: {proc.stderr.read().decode()[:300] if proc.stderr else ''}")
 
 
 def _real_trials(times: mp.Queue) -> None:
@@ -127,18 +163,41 @@ def main() -> None:
     parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     parser.add_argument("--trials", type=int, default=120)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 4, 8])
+    parser.add_argument("--backends", nargs="+", default=["postgresql", "sqlite", "proxy"],
+                        choices=["postgresql", "sqlite", "proxy"])
+    parser.add_argument("--taking", type=int, nargs="*", default=[100, 500, 1000],
+                        help="finished trials already in the study for the cost of taking one (none: skip)")
+    parser.add_argument("--no-share", action="store_true", help="skip the real trials and the storage's share")
     args = parser.parse_args()
+    print(describe())
 
-    with tempfile.TemporaryDirectory() as tmp:
-        backends = {"postgresql": args.postgres, "sqlite": f"sqlite:///{Path(tmp) / 'bench.db'}"}
-        rates: dict[tuple[str, int], float] = {}
-        print(
-            f"{'storage':<11} {'workers':>7} {'trials/s':>9}   ({args.trials} trials, trivial objective, heartbeats on)"
-        )
-        for backend, url in backends.items():
-            for n in args.workers:
-                rates[backend, n] = trials_per_second(url, n, args.trials)
-                print(f"{backend:<11} {n:>7} {rates[backend, n]:>9.1f}")
+    proxy, proxy_url = start_proxy(args.postgres) if "proxy" in args.backends else (None, "")
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            sqlite = f"sqlite:///{Path(tmp) / 'bench.db'}"
+            every = {"postgresql": (args.postgres, args.postgres), "sqlite": (sqlite, sqlite),
+                     "proxy": (proxy_url, args.postgres)}
+            backends = {name: every[name] for name in args.backends}
+            rates: dict[tuple[str, int], float] = {}
+            print(f"{'storage':<11} {'workers':>7} {'trials/s':>9}   ({args.trials} trials, trivial objective, "
+                  "heartbeats on; exactly the queued trials finished in each)")
+            for backend, (url, database) in backends.items():
+                for n in args.workers:
+                    rates[backend, n] = trials_per_second(url, n, args.trials, database)
+                    print(f"{backend:<11} {n:>7} {rates[backend, n]:>9.1f}", flush=True)
+            if args.taking:
+                print("\ntaking and finishing one trial (one worker, 20 trials) in a study of N finished trials:")
+                for backend, (url, database) in backends.items():
+                    if backend == "sqlite":
+                        continue
+                    cells = [f"N={n}: {1000 / trials_per_second(url, 1, 20, database, n):.0f} ms" for n in args.taking]
+                    print(f"{backend:<11} " + "  ".join(cells), flush=True)
+    finally:
+        if proxy is not None:
+            proxy.terminate()
+            proxy.wait(timeout=30)
+    if args.no_share:
+        return
     most = max(args.workers)
     times = real_trial_seconds(most)
     mean = statistics.mean(times)
