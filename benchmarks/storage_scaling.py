@@ -131,31 +131,36 @@ def start_proxy(database: str) -> tuple[subprocess.Popen, str]:
     raise RuntimeError(f"the storage proxy did not start: {proc.stderr.read().decode()[:300] if proc.stderr else ''}")
 
 
-def _real_trials(times: mp.Queue) -> None:
+DEFAULT_SETTINGS = ((512, 6), (256, 10), (64, 5))  # typical of the default study's Pareto region
+
+
+def _real_trials(times: mp.Queue, config_path: str | None, settings: tuple[tuple[int, int], ...]) -> None:
     import torch
 
+    from sweetspot.config import load_config
     from sweetspot.trial import TeacherParams, prepare, run_trial
 
     torch.set_num_threads(1)  # what `run --workers 8` gives each worker on 2 cores
-    config = StudyConfig()
+    config = load_config(config_path) if config_path else StudyConfig()
     splits = prepare(config, torch.device("cpu"))
-    for batch_size, epochs in ((512, 6), (256, 10), (64, 5)):
+    for batch_size, epochs in settings:
         start = time.perf_counter()
         run_trial(config, splits, TeacherParams(batch_size, epochs), seed=0)
         times.put(time.perf_counter() - start)
 
 
-def real_trial_seconds(n_workers: int) -> list[float]:
-    """Wall times of default-study trials (three settings typical of its Pareto region) while
-    ``n_workers`` processes run them at once, one thread each: a trial's wall time in such a study."""
+def real_trial_seconds(n_workers: int, config_path: str | None = None,
+                       settings: tuple[tuple[int, int], ...] = DEFAULT_SETTINGS) -> list[float]:
+    """Wall times of a study's trials (``settings``: batch size, epochs) while ``n_workers``
+    processes run them at once, one thread each: a trial's wall time in such a study."""
     ctx = mp.get_context("spawn")
     times = ctx.Queue()
-    procs = [ctx.Process(target=_real_trials, args=(times,)) for _ in range(n_workers)]
+    procs = [ctx.Process(target=_real_trials, args=(times, config_path, settings)) for _ in range(n_workers)]
     for p in procs:
         p.start()
     for p in procs:
         p.join()
-    return [times.get() for _ in range(3 * n_workers)]
+    return [times.get() for _ in range(len(settings) * n_workers)]
 
 
 def main() -> None:
@@ -168,6 +173,10 @@ def main() -> None:
     parser.add_argument("--taking", type=int, nargs="*", default=[100, 500, 1000],
                         help="finished trials already in the study for the cost of taking one (none: skip)")
     parser.add_argument("--no-share", action="store_true", help="skip the real trials and the storage's share")
+    parser.add_argument("--share-config", help="the study whose trials the share is of (default: the digits study)")
+    parser.add_argument("--share-trials", nargs="+", metavar="BATCH:EPOCHS",
+                        help="the trials each worker runs for the share (default: 512:6 256:10 64:5)")
+    parser.add_argument("--share-workers", type=int, help="workers for the share (default: the most of --workers)")
     args = parser.parse_args()
     print(describe())
 
@@ -198,14 +207,18 @@ def main() -> None:
             proxy.wait(timeout=30)
     if args.no_share:
         return
-    most = max(args.workers)
-    times = real_trial_seconds(most)
+    most = args.share_workers or max(args.workers)
+    settings = tuple(tuple(int(v) for v in item.split(":")) for item in args.share_trials) if args.share_trials \
+        else DEFAULT_SETTINGS
+    times = real_trial_seconds(most, args.share_config, settings)
     mean = statistics.mean(times)
     print(
-        f"default-study trial wall time with {most} workers: mean {mean:.2f} s "
-        f"(sd {statistics.stdev(times):.2f}, n={len(times)})"
+        f"{args.share_config or 'default-study'} trial {' '.join(f'{b}x{e}' for b, e in settings)} wall time with "
+        f"{most} workers: mean {mean:.2f} s (sd {statistics.stdev(times) if len(times) > 1 else 0:.2f}, n={len(times)})"
     )
     for backend in backends:
+        if (backend, most) not in rates:
+            continue
         per_trial = most / rates[backend, most]
         print(
             f"storage share with {most} workers on {backend}: {per_trial:.3f} s per trial = "

@@ -120,8 +120,17 @@ def _check_free(host: str, port: int) -> None:
 
 
 def _recover_all(storage: QueueStorage) -> None:
+    """One round of recovery over every study; a study deleted meanwhile is skipped, and a database
+    that is restarting is tried again next round: nothing here may stop the proxy."""
     try:
-        for summary in storage.get_all_studies():
-            recover_stale(optuna.load_study(study_name=summary.study_name, storage=storage))
-    except STORAGE_ERRORS as exc:  # the database may be restarting: the next round tries again
+        names = [summary.study_name for summary in storage.get_all_studies()]
+    except STORAGE_ERRORS as exc:
         log.warning("stale-trial check failed (%s)", first_line(exc))
+        return
+    for name in names:
+        try:
+            recover_stale(optuna.load_study(study_name=name, storage=storage))
+        except KeyError:
+            continue  # deleted since it was listed
+        except STORAGE_ERRORS as exc:
+            log.warning("stale-trial check of %r failed (%s)", name, first_line(exc))

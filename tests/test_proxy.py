@@ -88,3 +88,19 @@ def test_a_proxy_on_a_port_in_use_is_one_line(postgres_url, tmp_path):
         result = run_console_script("storage-proxy", "--storage", postgres_url, "--port", str(port), cwd=tmp_path)
     assert result.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+def test_the_proxys_recovery_round_skips_a_study_deleted_meanwhile(postgres_url, study_name, monkeypatch):
+    """Found in CI: another process deleted a study between the proxy's listing and its check, and the
+    proxy died of the KeyError."""
+    from types import SimpleNamespace
+
+    from sweetspot.proxy import _recover_all
+    from sweetspot.study import Heartbeat, open_storage
+
+    storage = open_storage(postgres_url, heartbeat=Heartbeat(1, 3))
+    optuna.create_study(study_name=study_name, storage=storage)
+    listed = storage.get_all_studies()
+    monkeypatch.setattr(storage, "get_all_studies",
+                        lambda: [SimpleNamespace(study_name="deleted-meanwhile"), *listed])
+    _recover_all(storage)  # no KeyError
