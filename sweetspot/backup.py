@@ -18,7 +18,7 @@ import optuna
 from optuna.trial import TrialState
 
 from sweetspot.errors import FileError, StorageError
-from sweetspot.optuna_internals import ARTIFACT_KEY, TRIAL_NOTE_KEY, read_note, write_note
+from sweetspot.optuna_internals import TRIAL_NOTE_KEY, artifact_ids, read_note, write_note
 from sweetspot.retry import STORAGE_ERRORS, first_line, with_retries
 
 
@@ -91,7 +91,7 @@ def _copy_artifacts(trials: list[optuna.trial.FrozenTrial], source: Path, target
     are one folder. A file the source lacks is an error naming it (the copy would not read back)."""
     if source.resolve() == target.resolve():
         return 0
-    ids = [key[len(ARTIFACT_KEY):] for t in trials for key in t.system_attrs if key.startswith(ARTIFACT_KEY)]
+    ids = [artifact_id for t in trials for artifact_id in artifact_ids(t)]
     target.mkdir(parents=True, exist_ok=True)
     for artifact_id in ids:
         found = source / artifact_id

@@ -14,8 +14,6 @@ later, never a wrong teacher. Several workers may delete at once (a file already
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import optuna
 from optuna.artifacts import FileSystemArtifactStore
@@ -25,7 +23,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from sweetspot.artifacts import WEIGHTS_FILE
 from sweetspot.export import best_first
-from sweetspot.optuna_internals import ARTIFACT_KEY
+from sweetspot.optuna_internals import artifact_ids
 
 
 def ranked(study: optuna.Study, trials: list[FrozenTrial], first: int | None = None) -> list[FrozenTrial]:
@@ -58,11 +56,10 @@ def keep_best_weights(
     for trial in trials:
         if trial.number in best:
             continue
-        for key, meta in trial.system_attrs.items():
-            if key.startswith(ARTIFACT_KEY) and json.loads(meta).get("filename") == WEIGHTS_FILE:
-                try:
-                    store.remove(key[len(ARTIFACT_KEY):])
-                    deleted.append(trial.number)
-                except ArtifactNotFound:
-                    pass  # deleted before, here or by another worker
+        for artifact_id in artifact_ids(trial, WEIGHTS_FILE):
+            try:
+                store.remove(artifact_id)
+                deleted.append(trial.number)
+            except ArtifactNotFound:
+                pass  # deleted before, here or by another worker
     return deleted

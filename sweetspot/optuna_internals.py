@@ -17,10 +17,11 @@ Everything else sweetspot does with Optuna uses its public API.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,10 +31,9 @@ import sqlalchemy
 from optuna.storages._rdb import models
 from optuna.trial import FrozenTrial, TrialState
 
-from sweetspot.retry import STORAGE_ERRORS, STORAGE_RETRY, first_line
+from sweetspot.retry import STORAGE_ERRORS, first_line, with_retries
 
 log = logging.getLogger("sweetspot.workers")
-STATE_RETRY = STORAGE_RETRY  # how often a trial's final state is written again after a dropped connection
 
 
 @contextmanager
@@ -72,28 +72,25 @@ class QueueStorage(optuna.storages.RDBStorage):
         worker must not lose (Optuna then masks the error with an AssertionError and leaves the trial
         RUNNING). A retry that finds the trial already in that state with those values is the first
         try's commit, whose answer was lost."""
-        failures = 0
-        while True:
+        tries = 0
+
+        def once() -> bool:
+            nonlocal tries
+            tries += 1
             try:
-                return super().set_trial_state_values(trial_id, state, values)
+                return super(QueueStorage, self).set_trial_state_values(trial_id, state, values)
             except optuna.exceptions.UpdateFinishedTrialError:
-                if failures and _holds(self.get_trial(trial_id), state, values):
+                if tries > 1 and _holds(self.get_trial(trial_id), state, values):
                     return True
                 raise
-            except STORAGE_ERRORS:
-                failures += 1
-                if failures >= STATE_RETRY.attempts:
-                    raise
-                STATE_RETRY.wait(failures)
+
+        return with_retries(once)
 
     def record_heartbeat(self, trial_id: int) -> None:
         """Optuna's heartbeat thread records a beat every interval and dies at its first exception:
         one dropped connection would leave a live trial without beats, to be failed as stale. A
         failed beat is logged and the next one tries again."""
-        try:
-            super().record_heartbeat(trial_id)
-        except STORAGE_ERRORS as exc:
-            log.warning("heartbeat of trial id %d not recorded (%s); next beat tries again", trial_id, first_line(exc))
+        beat_or_log(super().record_heartbeat, trial_id)
 
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
         """None for Optuna's own check (run by every ``study.optimize``): it misses trials that never
@@ -153,6 +150,14 @@ class QueueStorage(optuna.storages.RDBStorage):
         return now.replace(tzinfo=None)
 
 
+def beat_or_log(record: Callable[[int], None], trial_id: int) -> None:
+    """One heartbeat; a failed one is logged, and the heartbeat thread's next beat tries again."""
+    try:
+        record(trial_id)
+    except STORAGE_ERRORS as exc:
+        log.warning("heartbeat of trial id %d not recorded (%s); next beat tries again", trial_id, first_line(exc))
+
+
 def _holds(trial: FrozenTrial, state: TrialState, values: Sequence[float] | None) -> bool:
     return trial.state == state and (values is None or list(trial.values or []) == list(values))
 
@@ -180,6 +185,16 @@ def queue_storage(study: optuna.Study) -> QueueStorage | None:
 
 TRIAL_NOTE_KEY = re.compile(r"^dashboard:\d+:")  # optuna-dashboard's key of a trial's note: the trial's database id
 ARTIFACT_KEY = "artifacts:"  # optuna.artifacts' trial system attributes, one per file: "artifacts:<id>"
+
+
+def artifact_ids(trial: FrozenTrial, filename: str | None = None) -> list[str]:
+    """The ids of the files optuna.artifacts stored for ``trial`` (only those named ``filename``),
+    read from its system attributes: no storage call."""
+    return [
+        key[len(ARTIFACT_KEY):]
+        for key, meta in trial.system_attrs.items()
+        if key.startswith(ARTIFACT_KEY) and (filename is None or json.loads(meta).get("filename") == filename)
+    ]
 
 
 def read_note(system_attrs: dict[str, Any], trial_id: int | None) -> str:

@@ -29,7 +29,7 @@ import optuna
 from optuna.storages import GrpcStorageProxy
 from optuna.trial import FrozenTrial
 
-from sweetspot.optuna_internals import QueueEmpty, QueueStorage, experimental, proxy_api
+from sweetspot.optuna_internals import QueueEmpty, QueueStorage, beat_or_log, experimental, proxy_api
 from sweetspot.recovery import recover_stale
 from sweetspot.retry import STORAGE_ERRORS, first_line
 
@@ -76,10 +76,7 @@ class QueueProxy(GrpcStorageProxy, BaseHeartbeat):
             raise
 
     def record_heartbeat(self, trial_id: int) -> None:
-        try:
-            self.set_trial_system_attr(trial_id, HEARTBEAT_KEY, time.time())
-        except (*STORAGE_ERRORS, grpc.RpcError) as exc:
-            log.warning("heartbeat of trial id %d not recorded (%s); next beat tries again", trial_id, first_line(exc))
+        beat_or_log(lambda trial: self.set_trial_system_attr(trial, HEARTBEAT_KEY, time.time()), trial_id)
 
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
         return []  # the proxy recovers stale trials (serve)
