@@ -27,7 +27,8 @@ STORAGE_ERRORS = (optuna.exceptions.StorageInternalError, sqlalchemy.exc.DBAPIEr
 def first_line(exc: BaseException) -> str:
     """The driver's own message (SQLAlchemy keeps it in ``orig``; gRPC has a code and details), first line only."""
     if isinstance(exc, grpc.RpcError) and hasattr(exc, "code"):
-        return f"storage proxy: {exc.code().name}: {(exc.details() or '').strip().splitlines()[:1]}"
+        details = (exc.details() or "").strip().splitlines()
+        return f"storage proxy: {exc.code().name}: {details[0] if details else 'no details'}"
     return (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
 
 

@@ -47,3 +47,18 @@ def test_give_up_names_the_storage_and_keeps_the_cause():
     with pytest.raises(StorageError, match="database unreachable after 2 tries: could not connect to server") as caught:
         policy.give_up(2, error)
     assert caught.value.__cause__ is error
+
+
+def test_a_storage_proxy_error_is_its_code_and_first_line_of_details():
+    import grpc
+
+    from sweetspot.retry import first_line
+
+    class Unavailable(grpc.RpcError):
+        def code(self):
+            return grpc.StatusCode.UNAVAILABLE
+
+        def details(self):
+            return "failed to connect to all addresses\nmore"
+
+    assert first_line(Unavailable()) == "storage proxy: UNAVAILABLE: failed to connect to all addresses"
