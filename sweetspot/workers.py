@@ -8,6 +8,7 @@ command with the same storage URL joins the same study.
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import logging
 import os
@@ -15,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -266,9 +268,11 @@ class GracefulStop:
     while Optuna takes a queued trial, is remembered: that trial is failed as soon as its objective
     starts, and the worker stops before the next one. So an interrupted worker leaves no RUNNING trial."""
 
-    def __init__(self) -> None:
+    def __init__(self, again_after: float = 0.5) -> None:
         self.requested = False
         self.in_objective = False
+        self.again_after = again_after
+        self._insisting = False
 
     def install(self) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -277,7 +281,26 @@ class GracefulStop:
     def _on_signal(self, signum: int, frame: Any) -> None:
         self.requested = True
         if self.in_objective:
+            self._insist()
             raise KeyboardInterrupt
+
+    def _insist(self) -> None:
+        """Python drops an exception raised while it runs a finaliser or a weakref callback
+        ("Exception ignored in ..."), and a signal's handler may run just then (seen in CI: the
+        objective trained on and its trial completed). So the main thread is interrupted again
+        every ``again_after`` seconds until the objective has ended."""
+        if self._insisting:
+            return
+        self._insisting = True
+
+        def again() -> None:
+            while self.in_objective:
+                time.sleep(self.again_after)
+                if self.in_objective:
+                    _thread.interrupt_main(signal.SIGINT)  # runs _on_signal in the main thread
+            self._insisting = False
+
+        threading.Thread(target=again, daemon=True, name="sweetspot-interrupt").start()
 
     def wrap(self, objective: Callable[[optuna.Trial], Any]) -> Callable[[optuna.Trial], Any]:
         def guarded(trial: optuna.Trial) -> Any:

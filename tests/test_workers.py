@@ -58,6 +58,40 @@ def test_an_interrupt_anywhere_in_the_objective_fails_its_trial_as_interrupted()
     assert trial.state == TrialState.FAIL and trial.user_attrs["fail_reason"] == "interrupted"
 
 
+def test_an_interrupt_dropped_by_a_finaliser_is_raised_again():
+    """Seen in CI: the signal's handler ran inside a weakref callback, Python printed "Exception
+    ignored" and dropped its KeyboardInterrupt, and the trial trained on to COMPLETE."""
+    import weakref
+
+    stop = GracefulStop(again_after=0.1)
+    study = optuna.create_study()
+
+    def objective(trial):
+        class Finalised:
+            pass
+
+        held = Finalised()
+        weakref.finalize(held, stop._on_signal, signal.SIGINT, None)
+        del held  # the handler runs inside the finaliser: its KeyboardInterrupt is dropped
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # training on
+            time.sleep(0.01)
+        return 1.0
+
+    previous = signal.getsignal(signal.SIGINT)
+    stop.install()
+    start = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            study.optimize(stop.wrap(objective), n_trials=1)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, previous if sig == signal.SIGINT else signal.SIG_DFL)
+    (trial,) = study.trials
+    assert trial.state == TrialState.FAIL and trial.user_attrs["fail_reason"] == "interrupted"
+    assert time.monotonic() - start < 5  # interrupted again, not trained to the end
+
+
 def test_queue_storage_runs_only_queued_trials(storage_url):
     storage = open_storage(storage_url)
     study = optuna.create_study(study_name="q", storage=storage)
