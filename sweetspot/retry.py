@@ -8,7 +8,7 @@ moment later. A storage that stays down for the whole policy is a StorageError, 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -25,11 +25,24 @@ STORAGE_ERRORS = (optuna.exceptions.StorageInternalError, sqlalchemy.exc.DBAPIEr
 
 
 def first_line(exc: BaseException) -> str:
-    """The driver's own message (SQLAlchemy keeps it in ``orig``; gRPC has a code and details), first line only."""
+    """The driver's own message, first line only: gRPC's code and details, or the database driver's
+    error (SQLAlchemy keeps it in ``orig``) wherever it is in the chain: Optuna's StorageInternalError
+    says only that "an exception is raised during the commit, e.g. exceeding max length"."""
     if isinstance(exc, grpc.RpcError) and hasattr(exc, "code"):
         details = (exc.details() or "").strip().splitlines()
         return f"storage proxy: {exc.code().name}: {details[0] if details else 'no details'}"
-    return (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
+    driver = next((e for e in _chain(exc) if isinstance(e, sqlalchemy.exc.DBAPIError)), exc)
+    return (str(getattr(driver, "orig", None) or driver).strip().splitlines() or [type(driver).__name__])[0]
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and the errors it was raised from or while handling (a short chain; bounded against a cycle)."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return
+        yield seen
+        seen = seen.__cause__ or seen.__context__
 
 
 @dataclass(frozen=True)
@@ -71,3 +84,24 @@ STORAGE_RETRY = Retry()
 def with_retries(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """``fn(*args, **kwargs)`` under the default policy."""
     return STORAGE_RETRY.call(fn, *args, **kwargs)
+
+
+def is_disconnect(exc: BaseException) -> bool:
+    """Whether ``exc``, or an error it was raised from, is a connection that the server dropped
+    (SQLAlchemy marks it ``connection_invalidated``), as opposed to a wrong host, password or database."""
+    return any(getattr(e, "connection_invalidated", False) for e in _chain(exc))
+
+
+def through_disconnects(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``fn(*args, **kwargs)`` under the default policy, tried again only after a dropped
+    connection: for opening a storage, where a wrong URL must be reported at once, not after 15 s,
+    but a worker that starts while the server drops connections must not die of it."""
+    failures = 0
+    while True:
+        try:
+            return fn(*args, **kwargs)
+        except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as exc:
+            failures += 1
+            if not is_disconnect(exc) or failures >= STORAGE_RETRY.attempts:
+                raise
+            STORAGE_RETRY.wait(failures)

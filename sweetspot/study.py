@@ -27,7 +27,7 @@ from sweetspot.early_stop import make_pruner
 from sweetspot.errors import ConfigError, StorageError
 from sweetspot.notes import study_note
 from sweetspot.optuna_internals import QueueStorage, experimental
-from sweetspot.retry import STORAGE_ERRORS, STORAGE_RETRY, Retry, first_line, with_retries
+from sweetspot.retry import STORAGE_ERRORS, STORAGE_RETRY, Retry, first_line, through_disconnects, with_retries
 
 DEFAULT_STORAGE = "sqlite:///sweetspot.db"
 STORAGE_ENV = "SWEETSPOT_STORAGE"
@@ -116,22 +116,27 @@ def open_storage(url: str, *, must_exist: bool = False, heartbeat: Heartbeat | N
         if not Path(path).parent.is_dir():
             raise StorageError(f"directory {str(Path(path).parent)!r} of {shown!r} does not exist")
     try:
-        with experimental():  # heartbeats and their retry callback
-            beats: dict[str, Any] = (
-                {} if heartbeat is None else {"heartbeat_interval": heartbeat.interval, "grace_period": heartbeat.grace}
-            )
-            storage = QueueStorage(url, engine_kwargs=_engine_kwargs(backend), **beats)
-            if heartbeat is not None:
-                storage.max_retry = heartbeat.max_retry  # stale trials are failed and queued again by recovery.py
-        if backend == "sqlite":
-            _serialize_sqlite(storage.engine)
-        return storage
+        return through_disconnects(_queue_storage, url, backend, heartbeat)
     except (ImportError, sqlalchemy.exc.NoSuchModuleError) as exc:
         raise StorageError(
             f"no driver for {parsed.drivername!r} in {shown!r} (for PostgreSQL use postgresql+psycopg://)"
         ) from exc
     except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as exc:
         raise StorageError(f"cannot open {shown!r}: {first_line(exc)}") from exc
+
+
+def _queue_storage(url: str, backend: str, heartbeat: Heartbeat | None) -> QueueStorage:
+    """Connect, create the tables if missing and check their version: one try."""
+    with experimental():  # heartbeats and their retry callback
+        beats: dict[str, Any] = (
+            {} if heartbeat is None else {"heartbeat_interval": heartbeat.interval, "grace_period": heartbeat.grace}
+        )
+        storage = QueueStorage(url, engine_kwargs=_engine_kwargs(backend), **beats)
+        if heartbeat is not None:
+            storage.max_retry = heartbeat.max_retry  # stale trials are failed and queued again by recovery.py
+    if backend == "sqlite":
+        _serialize_sqlite(storage.engine)
+    return storage
 
 
 def _open_proxy(url: str, heartbeat: Heartbeat | None) -> Any:
@@ -157,7 +162,7 @@ def study_names(storage: optuna.storages.BaseStorage) -> list[str]:
 
 def load_study(storage: optuna.storages.BaseStorage, name: str | None) -> tuple[optuna.Study, StudyConfig]:
     """An existing sweetspot study and its config. Without a name, the storage's only study."""
-    names = study_names(storage)
+    names = with_retries(study_names, storage)
     if name is None:
         if len(names) != 1:
             listed = ", ".join(names) if names else "none"
@@ -165,12 +170,12 @@ def load_study(storage: optuna.storages.BaseStorage, name: str | None) -> tuple[
         name = names[0]
     if name not in names:
         raise StorageError(f"no study named {name!r} (studies in this storage: {', '.join(names) or 'none'})")
-    study = optuna.load_study(study_name=name, storage=storage)
+    study = with_retries(optuna.load_study, study_name=name, storage=storage)
     return study, stored_config(study)
 
 
 def stored_config(study: optuna.Study) -> StudyConfig:
-    raw = study.user_attrs.get(CONFIG_ATTR)
+    raw = user_attrs(study).get(CONFIG_ATTR)
     if raw is None:
         raise StorageError(
             f"study {study.study_name!r} was not created by sweetspot (it has no {CONFIG_ATTR} attribute)"
@@ -208,9 +213,10 @@ def open_study(
     the study recorded (``provenance``). Each call gets a sampler seeded by the config seed and the
     number of trials already there, so that a resumed study explores new points deterministically.
     """
-    if name in study_names(storage):
-        existing = optuna.load_study(study_name=name, storage=storage)
-        before = existing.user_attrs.get(CONFIG_ATTR)
+    if name in with_retries(study_names, storage):
+        existing = with_retries(optuna.load_study, study_name=name, storage=storage)
+        attrs = user_attrs(existing)
+        before = attrs.get(CONFIG_ATTR)
         if before is None:
             raise StorageError(f"{name!r} exists and was not created by sweetspot; choose another name")
         diff = config_diff(config_from_dict(before).fingerprint(), config.fingerprint())
@@ -220,13 +226,15 @@ def open_study(
                 f"study {name!r} was created with a different config ({shown}); "
                 "use the original config or start a new study with --study NAME"
             )
-        _check_provenance(name, existing.user_attrs.get(PROVENANCE_ATTR) or {}, provenance or {})
-        n_before = len(existing.get_trials(deepcopy=False))
+        _check_provenance(name, attrs.get(PROVENANCE_ATTR) or {}, provenance or {})
+        n_before = len(with_retries(existing.get_trials, deepcopy=False))
         sampler = make_sampler(config, derive_seed(config.seed, n_before, 1))
-        return optuna.load_study(
-            study_name=name, storage=storage, sampler=sampler, pruner=make_pruner(config.early_stop)
+        return with_retries(
+            optuna.load_study, study_name=name, storage=storage, sampler=sampler, pruner=make_pruner(config.early_stop)
         )
-    study = optuna.create_study(
+    # each step is safe to repeat after a dropped connection whose last write may have landed
+    study = with_retries(
+        optuna.create_study,
         storage=storage,
         study_name=name,
         directions=list(config.objectives.values()),
@@ -234,13 +242,18 @@ def open_study(
         pruner=make_pruner(config.early_stop),
         load_if_exists=True,  # another worker may create it at the same moment
     )
-    study.set_user_attr(CONFIG_ATTR, config.to_dict())
+    with_retries(study.set_user_attr, CONFIG_ATTR, config.to_dict())
     if provenance:
-        study.set_user_attr(PROVENANCE_ATTR, provenance)
+        with_retries(study.set_user_attr, PROVENANCE_ATTR, provenance)
     with experimental():
-        study.set_metric_names(list(config.objectives))
-    save_note(study, study_note(config))  # optuna-dashboard shows it on the study's page
+        with_retries(study.set_metric_names, list(config.objectives))
+    with_retries(save_note, study, study_note(config))  # optuna-dashboard shows it on the study's page
     return study
+
+
+def user_attrs(study: optuna.Study) -> dict[str, Any]:
+    """The study's user attributes, read through the retry policy."""
+    return with_retries(lambda: study.user_attrs)
 
 
 def _check_provenance(name: str, recorded: dict[str, str], here: dict[str, str]) -> None:

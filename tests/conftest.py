@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -150,11 +151,30 @@ def break_connection(engine: Any, when: Callable[[str, Any], bool], times: int =
     import sqlalchemy.event
 
     left = [times]
+    sqlalchemy.event.listen(engine, "before_cursor_execute", _breaker(when, left))
+    return left
 
-    @sqlalchemy.event.listens_for(engine, "before_cursor_execute")
+
+def _breaker(when: Callable[[str, Any], bool], left: list[int]) -> Callable[..., None]:
     def _break(connection, cursor, statement, parameters, context, executemany):
         if left[0] and when(statement, parameters):
             left[0] -= 1
             connection.connection.dbapi_connection.close()
 
-    return left
+    return _break
+
+
+@contextlib.contextmanager
+def breaking_new_engines(when: Callable[[str, Any], bool], times: int = 1) -> Iterator[list[int]]:
+    """``break_connection`` on every engine, including those created inside the block (as a
+    storage creates its own while it opens); removed on leaving the block."""
+    import sqlalchemy.engine
+    import sqlalchemy.event
+
+    left = [times]
+    _break = _breaker(when, left)
+    sqlalchemy.event.listen(sqlalchemy.engine.Engine, "before_cursor_execute", _break)
+    try:
+        yield left
+    finally:
+        sqlalchemy.event.remove(sqlalchemy.engine.Engine, "before_cursor_execute", _break)

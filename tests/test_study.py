@@ -82,3 +82,104 @@ def test_load_study_picks_the_only_study_or_asks_for_a_name(storage_url):
     with pytest.raises(StorageError, match="no study named 'c'"):
         load_study(storage, "c")
     assert load_study(storage, "b")[1] == config_from_dict(TINY)
+
+
+def _nth_statement(k: int):
+    """A ``when`` for breaking_new_engines: the k-th statement (from 0) run inside the block."""
+    count = [0]
+
+    def when(statement, parameters):
+        count[0] += 1
+        return count[0] == k + 1
+
+    return when
+
+
+def _statements(step) -> int:
+    """How many statements ``step()`` runs on the database."""
+    import sqlalchemy.engine
+    import sqlalchemy.event
+
+    seen = []
+
+    def count(*args):
+        seen.append(1)
+
+    sqlalchemy.event.listen(sqlalchemy.engine.Engine, "before_cursor_execute", count)
+    try:
+        step()
+    finally:
+        sqlalchemy.event.remove(sqlalchemy.engine.Engine, "before_cursor_execute", count)
+    return len(seen)
+
+
+@pytest.fixture
+def quick_retries(monkeypatch):
+    from sweetspot.retry import Retry
+
+    monkeypatch.setattr(Retry, "wait", lambda self, failures: None)
+
+
+def test_opening_rides_out_a_connection_dropped_at_any_statement(postgres_url, study_name, quick_retries):
+    """A worker that starts while the server drops connections (the soak's terminations caught
+    two workers opening the storage, and both died of it) opens the storage and the study anyway:
+    the connection is dropped in turn before each statement that opening runs."""
+    from tests.conftest import breaking_new_engines
+
+    config = config_from_dict(TINY)
+    opening = _statements(lambda: open_storage(postgres_url))
+    assert opening > 0
+    for k in range(opening):
+        with breaking_new_engines(_nth_statement(k)) as left:
+            open_storage(postgres_url)
+        assert left == [0], k  # the break happened, and opening survived it
+
+    storage = open_storage(postgres_url)
+
+    def create():
+        open_study(storage, study_name, config)
+
+    def check_created():
+        stored = optuna.load_study(study_name=study_name, storage=storage)
+        assert stored.user_attrs[CONFIG_ATTR] == config.to_dict()
+        assert stored.metric_names == ["missing_class_recall", "student_val_acc"]
+
+    creating = _statements(create)
+    check_created()
+    for k in range(creating):
+        optuna.delete_study(study_name=study_name, storage=storage)
+        with breaking_new_engines(_nth_statement(k)) as left:
+            create()
+        assert left == [0], k
+        check_created()
+
+    for step in (lambda: open_study(storage, study_name, config), lambda: load_study(storage, study_name)):
+        for k in range(_statements(step)):
+            with breaking_new_engines(_nth_statement(k)) as left:
+                opened = step()
+            assert left == [0], k
+            assert (opened if isinstance(opened, optuna.Study) else opened[0]).study_name == study_name
+
+
+def test_only_a_dropped_connection_counts_as_one(postgres_url):
+    """is_disconnect, on real errors: a dropped connection (also behind Optuna's StorageInternalError)
+    is tried again; a server that is not there is reported at once."""
+    import sqlalchemy
+
+    from sweetspot.retry import is_disconnect
+    from tests.conftest import break_connection
+
+    with pytest.raises(sqlalchemy.exc.OperationalError) as refused:
+        sqlalchemy.create_engine("postgresql+psycopg://postgres@127.0.0.1:1/test").connect()
+    assert not is_disconnect(refused.value)
+
+    engine = sqlalchemy.create_engine(postgres_url)
+    break_connection(engine, lambda statement, parameters: True)
+    with pytest.raises(sqlalchemy.exc.OperationalError) as dropped, engine.connect() as connection:
+        connection.exec_driver_sql("SELECT 1")
+    assert is_disconnect(dropped.value)
+    try:
+        raise optuna.exceptions.StorageInternalError("An exception is raised during the commit.") from dropped.value
+    except optuna.exceptions.StorageInternalError as wrapped:
+        assert is_disconnect(wrapped)
+    engine.dispose()
