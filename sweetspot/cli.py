@@ -967,6 +967,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"sweetspot {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        unreachable = _storage_failure(exc)
+        if args.debug or unreachable is None:
+            raise
+        print(f"sweetspot {args.command}: error: {unreachable}", file=sys.stderr)
+        return 2
+
+
+def _storage_failure(exc: Exception) -> str | None:
+    """The one line for a storage error that outlasted the retry policy (a database down for good
+    while a command ran), else None: any other exception is a bug and keeps its traceback."""
+    if "sweetspot.retry" not in sys.modules:  # nothing touched a storage yet
+        return None
+    from sweetspot.retry import STORAGE_ERRORS, STORAGE_RETRY, first_line
+
+    if not isinstance(exc, STORAGE_ERRORS):
+        return None
+    return f"database unreachable after {STORAGE_RETRY.attempts} tries: {first_line(exc)}"
 
 
 if __name__ == "__main__":

@@ -361,3 +361,20 @@ def test_trial_table_shows_nested_values_one_per_row(cli, tiny_config_file):
     assert rows["teacher_epochs.trained"] == "1" and rows["batch_size"] == "64"
     assert max(map(len, out.splitlines())) < 60  # no dict spelt out on one line
     assert out.splitlines()[2].startswith("batch_size ")  # names left-aligned
+
+
+def test_a_database_down_for_good_is_one_line_not_a_traceback(cli, tiny_config_file, postgres_url, study_name,
+                                                                 monkeypatch):
+    """Every read of the trials fails, through all the retries: the command stops with one line and
+    exit code 2; the study it created stays, with its config, for a later run to resume."""
+    from sweetspot.retry import Retry
+    from tests.conftest import breaking_new_engines
+
+    monkeypatch.setattr(Retry, "wait", lambda self, failures: None)
+    with breaking_new_engines(lambda statement, parameters: "FROM trials" in statement, times=10**6):
+        code, _, err = cli("run", tiny_config_file, "--storage", postgres_url, "--study", study_name, "--trials", "1",
+                           "--no-progress")
+    assert code == 2, err
+    assert err.strip().splitlines() == [
+        "sweetspot run: error: database unreachable after 6 tries: the connection is closed"]
+    assert "sweetspot_config" in optuna.load_study(study_name=study_name, storage=postgres_url).user_attrs

@@ -62,3 +62,31 @@ def test_a_storage_proxy_error_is_its_code_and_first_line_of_details():
             return "failed to connect to all addresses\nmore"
 
     assert first_line(Unavailable()) == "storage proxy: UNAVAILABLE: failed to connect to all addresses"
+
+
+def test_first_line_of_optunas_commit_error_is_the_drivers(postgres_url):
+    """Optuna wraps a dropped connection as "An exception is raised during the commit ... e.g.
+    exceeding max length" (and, after its own retry of a query, as SQLAlchemy's PendingRollbackError):
+    the line shown is the driver's."""
+    import sqlalchemy
+
+    from sweetspot.retry import first_line
+    from tests.conftest import break_connection
+
+    engine = sqlalchemy.create_engine(postgres_url)
+    break_connection(engine, lambda statement, parameters: True)
+    try:
+        with engine.connect() as connection:
+            try:
+                connection.exec_driver_sql("SELECT 1")
+            except sqlalchemy.exc.OperationalError:
+                connection.exec_driver_sql("SELECT 2")  # as Optuna's _get_trials does: PendingRollbackError
+    except sqlalchemy.exc.PendingRollbackError as pending:
+        try:
+            raise optuna.exceptions.StorageInternalError("An exception is raised during the commit.") from pending
+        except optuna.exceptions.StorageInternalError as wrapped:
+            assert first_line(wrapped) == "the connection is closed"
+    else:
+        pytest.fail("the second statement should have met the invalidated connection")
+    engine.dispose()
+    assert first_line(optuna.exceptions.StorageInternalError("no cause\nmore")) == "no cause"
