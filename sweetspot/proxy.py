@@ -41,8 +41,8 @@ HEARTBEAT_KEY = "sweetspot:heartbeat"  # a proxied worker's beat; the proxy reco
 class QueueService(OptunaStorageProxyService):
     """Optuna's proxy servicer, with the queue's end and heartbeats carried across."""
 
-    def __init__(self, storage: QueueStorage) -> None:
-        super().__init__(storage)
+    def __init__(self, storage: QueueStorage, cached: optuna.storages.BaseStorage) -> None:
+        super().__init__(cached)
         self.queue = storage
 
     def CreateNewTrial(self, request: Any, context: grpc.ServicerContext) -> Any:
@@ -92,8 +92,11 @@ def serve(storage: QueueStorage, host: str, port: int, stop: threading.Event, th
     """Serve ``storage`` on host:port until ``stop`` is set, recovering stale trials of every study
     every heartbeat interval."""
     _check_free(host, port)  # before gRPC tries: its own failure is a C-level log line, not an exception
+    # Optuna's trial cache, as load_study puts in front of a database (Optuna's docs ask for it here):
+    # without it every GetTrials read the whole study, and taking a trial grew dearer with each one finished
+    cached = optuna.storages.get_storage(storage)
     server = grpc.server(ThreadPoolExecutor(max_workers=threads))
-    api_pb2_grpc.add_StorageServiceServicer_to_server(QueueService(storage), server)
+    api_pb2_grpc.add_StorageServiceServicer_to_server(QueueService(storage, cached), server)
     try:
         bound = server.add_insecure_port(f"{host}:{port}")
     except RuntimeError:  # gRPC's "Failed to bind"
@@ -103,7 +106,7 @@ def serve(storage: QueueStorage, host: str, port: int, stop: threading.Event, th
     server.start()
     try:
         while not stop.wait(storage.heartbeat_interval or 10):
-            _recover_all(storage)
+            _recover_all(cached)
     finally:
         server.stop(grace=2).wait()
 
@@ -116,7 +119,7 @@ def _check_free(host: str, port: int) -> None:
         raise OSError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from exc
 
 
-def _recover_all(storage: QueueStorage) -> None:
+def _recover_all(storage: optuna.storages.BaseStorage) -> None:
     """One round of recovery over every study; a study deleted meanwhile is skipped, and a database
     that is restarting is tried again next round: nothing here may stop the proxy."""
     try:

@@ -104,3 +104,43 @@ def test_the_proxys_recovery_round_skips_a_study_deleted_meanwhile(postgres_url,
     monkeypatch.setattr(storage, "get_all_studies",
                         lambda: [SimpleNamespace(study_name="deleted-meanwhile"), *listed])
     _recover_all(storage)  # no KeyError
+
+
+def test_taking_trials_through_the_proxy_does_not_read_the_finished_ones_again(postgres_url, study_name):
+    """The proxy keeps Optuna's trial cache in front of the database, as load_study does: without it
+    every GetTrials read the whole study, and each trial taken cost more than the one before (about
+    1 s per trial at 500 finished)."""
+    import threading
+
+    from sweetspot.proxy import QueueProxy, serve
+    from sweetspot.study import Heartbeat, open_storage, queue_trials
+    from sweetspot.workers import drain
+
+    storage = open_storage(postgres_url, heartbeat=Heartbeat(1, 3))
+    study = optuna.create_study(study_name=study_name, storage=storage)
+    x = optuna.distributions.FloatDistribution(0, 1)
+    study.add_trials([optuna.trial.create_trial(value=0.5, params={"x": 0.5}, distributions={"x": x})] * 200)
+    queue_trials(study, 3)
+    port, stop = _free_port(), threading.Event()
+    server = threading.Thread(target=serve, args=(storage, "127.0.0.1", port, stop), daemon=True)
+    server.start()
+    proxied = QueueProxy(host="127.0.0.1", port=port, heartbeat_interval=1)
+    proxied.wait_server_ready(timeout=10)
+    client = optuna.load_study(study_name=study_name, storage=proxied)
+    assert len(client.get_trials(deepcopy=False)) == 203  # the proxy's cache holds the study now
+
+    rows = [0]
+
+    def count(connection, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().startswith("SELECT") and "FROM trials" in statement:
+            rows[0] += max(cursor.rowcount, 0)
+
+    sqlalchemy.event.listen(storage.engine, "after_cursor_execute", count)
+    try:
+        assert drain(client, lambda trial: trial.suggest_float("x", 0, 1), poll=0.1) == 3
+    finally:
+        sqlalchemy.event.remove(storage.engine, "after_cursor_execute", count)
+        stop.set()
+        server.join(timeout=30)
+    assert [t.state for t in study.get_trials(deepcopy=False)] == [TrialState.COMPLETE] * 203
+    assert rows[0] < 200, rows  # the 200 finished trials were not read again
