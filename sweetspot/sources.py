@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from sweetspot.errors import DataError, FileError
+from sweetspot.files import atomic_file
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -72,7 +73,9 @@ def check_idx(path: Path, ndim: int, shape: tuple[int, ...] | None = None) -> in
 
 def _find_idx(raw: Path, candidates: list[Path]) -> None:
     """Make the four uncompressed IDX files torchvision reads exist in ``raw``, unpacking gzipped
-    copies found in ``candidates`` (a data directory, Debian's package) when needed."""
+    copies found in ``candidates`` (a data directory, Debian's package) when needed. Each is unpacked
+    beside its place and renamed into it: the workers of one run start at once, and one of them
+    read another's half-unpacked file as truncated."""
     for name in IDX_FILES:
         if (raw / name).is_file():
             continue
@@ -80,7 +83,11 @@ def _find_idx(raw: Path, candidates: list[Path]) -> None:
             packed = folder / f"{name}.gz"
             if packed.is_file():
                 raw.mkdir(parents=True, exist_ok=True)
-                with gzip.open(packed, "rb") as source, open(raw / name, "wb") as target:
+                with (
+                    atomic_file(raw / name) as unpacked,
+                    gzip.open(packed, "rb") as source,
+                    open(unpacked, "wb") as target,
+                ):
                     shutil.copyfileobj(source, target)
                 break
 

@@ -62,6 +62,32 @@ def test_fashion_mnist_loads_gzipped_idx_files(tmp_path):
     assert raw.x_train.shape == (60, 1, 28, 28) and raw.y_test.shape == (20,)
 
 
+def test_a_worker_starting_while_another_unpacks_reads_whole_files(tmp_path, monkeypatch):
+    """The workers of one run start at once; one read another's half-unpacked IDX file as
+    truncated (seen with 8 workers on Debian's Fashion-MNIST). Here a second loader runs while the
+    first is half-way through its first file: both load the whole dataset."""
+    import shutil
+
+    import sweetspot.sources
+
+    write_mnist(tmp_path, packed=True)
+    real_copy, loaded, started = shutil.copyfileobj, [], []
+
+    def copy_with_another_worker_in_between(source, target, *args):
+        target.write(source.read(1000))
+        target.flush()
+        if not started:  # once: the other worker, while this file is half-written
+            started.append(True)
+            loaded.append(load_mnist_family("fashion-mnist", "FashionMNIST", str(tmp_path), download=False))
+        real_copy(source, target, *args)
+
+    monkeypatch.setattr(sweetspot.sources.shutil, "copyfileobj", copy_with_another_worker_in_between)
+    first = load_mnist_family("fashion-mnist", "FashionMNIST", str(tmp_path), download=False)
+    assert first.x_train.shape == loaded[0].x_train.shape == (60, 1, 28, 28)
+    assert np.array_equal(first.x_train, loaded[0].x_train)
+    assert not [p.name for p in (tmp_path / "FashionMNIST" / "raw").iterdir() if p.name.startswith(".")]
+
+
 def test_load_splits_keeps_the_official_test_split(tmp_path):
     write_mnist(tmp_path / "MNIST" / "raw", n_train=100, n_test=30)
     s = load_splits(DataConfig(name="mnist", data_dir=str(tmp_path), val_fraction=0.2), seed=0)
