@@ -22,6 +22,17 @@ EXPORT_TEACHER_KEYS = ("trial", "best", "params", "recipe", "metrics")
 RECIPE_KEYS = ("dataset", "arch", "optimizer", "lr", "batch_size", "epochs", "seed")  # teachers.teacher_recipe
 
 
+def _plain_file_mode() -> int:
+    """The mode ``open(path, "w")`` gives a new file (0o666 less the umask), read once at import:
+    the umask can only be read by setting it."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+PLAIN_FILE_MODE = _plain_file_mode()
+
+
 @contextmanager
 def atomic_file(path: Path) -> Iterator[str]:
     """A temporary file beside ``path`` to write, renamed to ``path`` when the block ends without
@@ -35,6 +46,7 @@ def atomic_file(path: Path) -> Iterator[str]:
         raise FileError(f"cannot write in {str(directory)!r} ({exc.strerror})") from exc
     os.close(fd)
     try:
+        os.chmod(tmp, PLAIN_FILE_MODE)  # mkstemp's 0o600 would hide an export or a shared dataset from the group
         yield tmp
         os.replace(tmp, path)
     except BaseException:

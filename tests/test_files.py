@@ -27,6 +27,18 @@ def test_atomic_file_removes_its_temporary_file_when_the_block_fails(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_file_written_whole_has_the_mode_a_plain_write_gives(tmp_path):
+    """mkstemp makes its file 0o600; an export or an unpacked dataset shared with the group must not
+    be, so the file gets what ``open(path, "w")`` would give under this umask."""
+    import stat
+
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    write_atomically(tmp_path / "whole.txt", "x")
+    mode = stat.S_IMODE((tmp_path / "whole.txt").stat().st_mode)
+    assert mode == stat.S_IMODE(plain.stat().st_mode)
+
+
 def test_atomic_file_names_no_flag(tmp_path):
     # a library helper says what is wrong in its own terms; the CLI adds the flag it came from
     with pytest.raises(FileError) as caught:
