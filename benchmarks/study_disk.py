@@ -43,11 +43,16 @@ def sizes(folder: Path) -> dict[str, int]:
             out["database"] += size
         elif path.parent.name == "checkpoints":
             out["checkpoints"] += size
-        elif path.read_bytes()[:4] == b"\x89PNG":
+        elif _starts_with(path, b"\x89PNG"):
             out["pictures"] += size
         else:
             out["weights"] += size
     return out
+
+
+def _starts_with(path: Path, magic: bytes) -> bool:
+    with path.open("rb") as handle:  # not read_bytes: a teacher's weights are megabytes
+        return handle.read(len(magic)) == magic
 
 
 def main() -> int:

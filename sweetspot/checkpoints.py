@@ -134,12 +134,12 @@ class CheckpointStore:
             key, _, epoch = path.stem.rpartition("-")
             with contextlib.suppress(ValueError):
                 by_key.setdefault(key, []).append((int(epoch), path))
+        last_end = math.inf if self.horizon is None else self.horizon + 1
         serves: dict[Path, float] = dict.fromkeys(paths, math.inf)
         for stored in by_key.values():
             stored.sort()
-            for (epoch, path), (after, _) in zip(stored, [*stored[1:], (None, None)]):
-                end = after if after is not None else (self.horizon + 1 if self.horizon is not None else None)
-                serves[path] = max(0, end - epoch) if end is not None else math.inf
+            for (epoch, path), (end, _) in zip(stored, [*stored[1:], (last_end, None)]):
+                serves[path] = max(0, end - epoch)
         return serves
 
     def _files(self) -> list[tuple[Path, int, float]]:

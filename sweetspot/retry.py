@@ -57,11 +57,18 @@ class Retry:
     def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """``fn(*args, **kwargs)``, tried again after each storage error; the last error is raised
         as it is once the attempts run out, so that an outer loop may retry a larger step."""
+        return self.call_if(lambda exc: isinstance(exc, STORAGE_ERRORS), fn, *args, **kwargs)
+
+    def call_if(self, retryable: Callable[[Exception], bool], fn: Callable[..., T], /, *args: Any,
+                **kwargs: Any) -> T:
+        """``call``, tried again only after an error for which ``retryable`` holds."""
         failures = 0
         while True:
             try:
                 return fn(*args, **kwargs)
-            except STORAGE_ERRORS:
+            except Exception as exc:
+                if not retryable(exc):
+                    raise
                 failures += 1
                 if failures >= self.attempts:
                     raise
@@ -96,12 +103,10 @@ def through_disconnects(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """``fn(*args, **kwargs)`` under the default policy, tried again only after a dropped
     connection: for opening a storage, where a wrong URL must be reported at once, not after 15 s,
     but a worker that starts while the server drops connections must not die of it."""
-    failures = 0
-    while True:
-        try:
-            return fn(*args, **kwargs)
-        except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as exc:
-            failures += 1
-            if not is_disconnect(exc) or failures >= STORAGE_RETRY.attempts:
-                raise
-            STORAGE_RETRY.wait(failures)
+    return STORAGE_RETRY.call_if(_dropped_while_opening, fn, *args, **kwargs)
+
+
+def _dropped_while_opening(exc: Exception) -> bool:
+    """A dropped connection among what opening a storage raises: SQLAlchemy's errors and Optuna's."""
+    opening_errors = (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError)
+    return isinstance(exc, opening_errors) and is_disconnect(exc)

@@ -120,6 +120,14 @@ def postgres_url():
 
 
 @pytest.fixture
+def quick_retries(monkeypatch):
+    """The retry policy without its pauses: a test of many retries takes no 15 s each."""
+    from sweetspot.retry import Retry
+
+    monkeypatch.setattr(Retry, "wait", lambda self, failures: None)
+
+
+@pytest.fixture
 def study_name(request):
     """A study name unique to this test run, deleted afterwards from PostgreSQL if it is there."""
     import uuid

@@ -364,13 +364,11 @@ def test_trial_table_shows_nested_values_one_per_row(cli, tiny_config_file):
 
 
 def test_a_database_down_for_good_is_one_line_not_a_traceback(cli, tiny_config_file, postgres_url, study_name,
-                                                                 monkeypatch):
+                                                                 quick_retries):
     """Every read of the trials fails, through all the retries: the command stops with one line and
     exit code 2; the study it created stays, with its config, for a later run to resume."""
-    from sweetspot.retry import Retry
     from tests.conftest import breaking_new_engines
 
-    monkeypatch.setattr(Retry, "wait", lambda self, failures: None)
     with breaking_new_engines(lambda statement, parameters: "FROM trials" in statement, times=10**6):
         code, _, err = cli("run", tiny_config_file, "--storage", postgres_url, "--study", study_name, "--trials", "1",
                            "--no-progress")

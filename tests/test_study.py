@@ -113,13 +113,6 @@ def _statements(step) -> int:
     return len(seen)
 
 
-@pytest.fixture
-def quick_retries(monkeypatch):
-    from sweetspot.retry import Retry
-
-    monkeypatch.setattr(Retry, "wait", lambda self, failures: None)
-
-
 def test_opening_rides_out_a_connection_dropped_at_any_statement(postgres_url, study_name, quick_retries):
     """A worker that starts while the server drops connections (the soak's terminations caught
     two workers opening the storage, and both died of it) opens the storage and the study anyway:
