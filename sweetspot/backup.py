@@ -6,6 +6,8 @@ worse, shown on another trial. Here the trials are copied in order (the same num
 attributes without the trial notes, then each trial's note under its new id, and the artifact files
 the trials refer to (teacher weights, soft-label pictures) into the destination's artifact folder.
 A copy that fails half-way is deleted: the destination holds the whole study or none of it.
+Teacher weights that retention retired (disk.py) are neither listed by their trials nor copied; the
+study's record of them, and each trial's note saying so, come with the copy.
 """
 
 from __future__ import annotations
@@ -18,18 +20,20 @@ import optuna
 from optuna.trial import TrialState
 
 from sweetspot.errors import FileError, StorageError
-from sweetspot.optuna_internals import TRIAL_NOTE_KEY, artifact_ids, read_note, write_note
+from sweetspot.optuna_internals import TRIAL_NOTE_KEY, artifact_ids, read_note, retired_files, write_note
 from sweetspot.retry import STORAGE_ERRORS, first_line, with_retries
 
 
 @dataclass(frozen=True)
 class Copied:
-    """What ``copy_study`` copied: trials, trial notes, artifact files, and trials left RUNNING."""
+    """What ``copy_study`` copied: trials, trial notes, artifact files, and trials left RUNNING; and
+    how many files the study had retired before (``--keep-weights``), which no copy can have."""
 
     trials: int
     notes: int
     artifacts: int
     running: int
+    retired: int = 0
 
 
 def copy_study(
@@ -72,7 +76,7 @@ def copy_study(
         _remove(target, target_name, exc)
         raise
     running = sum(t.state == TrialState.RUNNING for t in trials)
-    return Copied(len(trials), notes, files, running)
+    return Copied(len(trials), notes, files, running, len(retired_files(system_attrs)))
 
 
 def _remove(target: optuna.storages.BaseStorage, name: str, cause: BaseException) -> None:
@@ -91,11 +95,13 @@ def _copy_artifacts(trials: list[optuna.trial.FrozenTrial], source: Path, target
     are one folder. A file the source lacks is an error naming it (the copy would not read back)."""
     if source.resolve() == target.resolve():
         return 0
-    ids = [artifact_id for t in trials for artifact_id in artifact_ids(t)]
+    ids = [(t.number, artifact_id) for t in trials for artifact_id in artifact_ids(t)]
     target.mkdir(parents=True, exist_ok=True)
-    for artifact_id in ids:
+    for number, artifact_id in ids:
         found = source / artifact_id
         if not found.is_file():
-            raise FileError(f"artifact {artifact_id} of the study is not in {str(source)!r} (pass --artifacts DIR)")
+            raise FileError(
+                f"artifact {artifact_id} of trial {number} is not in {str(source)!r} (pass --artifacts DIR)"
+            )
         shutil.copy2(found, target / artifact_id)
     return len(ids)

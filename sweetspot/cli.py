@@ -213,18 +213,28 @@ def _load(args: argparse.Namespace, storage: Any) -> tuple[Any, Any]:
 
 
 def _open(args: argparse.Namespace, config: Any) -> tuple[Any, Any, Any, str]:
-    """Validate and load what trials need, make the objective (its artifact and checkpoint
-    folders), then open (or create) the study: in this order, so that bad input is refused before
-    anything is written to the storage. Returns (study, storage, objective, URL)."""
-    from sweetspot.study import open_study, provenance, resolve_storage_url
+    """Check the storage URL, validate and load what trials need, make the objective (its artifact
+    and checkpoint folders), then open the storage and open (or create) the study: in this order, so
+    that bad input is refused before anything is written to the storage, and a URL that is refused
+    (mistyped, unreachable) leaves none of the folders made for it. Returns (study, storage,
+    objective, URL)."""
+    from sweetspot.artifacts import artifact_dir
+    from sweetspot.checkpoints import checkpoint_dir
+    from sweetspot.files import folders_undone_on_error
+    from sweetspot.study import check_storage_url, open_study, provenance, resolve_storage_url
     from sweetspot.trial import prepare
 
+    url = resolve_storage_url(args.storage)
+    with _given("--storage"):
+        check_storage_url(url)
     splits = prepare(config, _setup_compute(args))
-    objective = _objective(args, config, splits, resolve_storage_url(args.storage))
-    storage, url = _storage(args, heartbeat=_heartbeat(args))
-    _quiet_optuna()
-    with _given("--study"):
-        study = open_study(storage, args.study or config.name, config, provenance(config, splits.digest))
+    artifacts = artifact_dir(url, args.artifacts)
+    with folders_undone_on_error(artifacts, checkpoint_dir(artifacts, args.checkpoints)):
+        objective = _objective(args, config, splits, url)
+        storage, url = _storage(args, heartbeat=_heartbeat(args))
+        _quiet_optuna()
+        with _given("--study"):
+            study = open_study(storage, args.study or config.name, config, provenance(config, splits.digest))
     return study, storage, objective, url
 
 
@@ -264,7 +274,36 @@ def _weights_kept(args: argparse.Namespace, objective: Any) -> Any:
     return after_trial
 
 
-def _summary(study: Any, url: str) -> None:
+def _later(args: argparse.Namespace, words: list[str], config: Any | None = None) -> str:
+    """A later command on this run's study (``words``), as it must be typed to work: with the
+    storage this run was given (unless it came from $SWEETSPOT_STORAGE, which every command reads).
+    With ``config``, for a command that reads the study's stored config (export): also the data
+    folder and an --allow-import for each package of the config's import paths, whose modules import
+    from the config's folder (PYTHONPATH names it when it is not the working directory). A password
+    in the URL is never printed: it shows as ***, to be put back."""
+    import shlex
+
+    from sweetspot.imports import packages_to_allow
+    from sweetspot.study import mask_url
+
+    words = list(words)
+    if args.storage:
+        words += ["--storage", mask_url(args.storage)]
+    prefix = ""
+    if config is not None:
+        if args.data_dir:
+            words += ["--data-dir", args.data_dir]
+        packages = packages_to_allow((config.teacher.arch, config.student.arch, config.data.name))
+        for package in packages:
+            words += ["--allow-import", package]
+        if packages and args.config and Path(args.config).resolve().parent != Path.cwd().resolve():
+            prefix = f"PYTHONPATH={shlex.quote(str(Path(args.config).parent))} "
+    hidden = args.storage and mask_url(args.storage) != args.storage
+    return prefix + shlex.join(words) + (" (with the storage password in place of ***)" if hidden else "")
+
+
+def _summary(study: Any, url: str, hint: str | None = None, failures: Sequence[str] = ()) -> None:
+    """The study's counts, the workers that did not end cleanly, its best trials and what to do next."""
     from optuna.trial import TrialState
 
     from sweetspot.retry import with_retries
@@ -275,10 +314,13 @@ def _summary(study: Any, url: str) -> None:
     print(
         f"\nstudy {study.study_name!r} in {mask_url(url)}: {done} finished of {sum(counts.values())} trials"
         + (f", {counts[TrialState.WAITING]} still queued" if counts[TrialState.WAITING] else "")
+        + (f", {counts[TrialState.RUNNING]} left running" if counts[TrialState.RUNNING] else "")
+        + "".join(f"; {failure}" for failure in failures)
     )
     if done:
         print(f"best trials (Pareto front, best first):\n{with_retries(front_table, study)}")
-        print(f"\nnext: sweetspot export --study {study.study_name} --out best-teacher.yaml")
+        if hint:
+            print(f"\nnext: {hint}")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -299,11 +341,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     queue_trials(study, n)
     total = n + left
     if args.workers == 0:
-        print(
-            f"queued {n} trials in study {study.study_name!r} ({total} waiting); start workers with: "
-            f"sweetspot worker{' ' + args.config if args.config else ''} --study {study.study_name}"
-        )
+        worker = _later(args, ["sweetspot", "worker", *worker_argv(args, study.study_name)])
+        print(f"queued {n} trials in study {study.study_name!r} ({total} waiting); start workers with: {worker}")
         return 0
+    hint = _later(args, ["sweetspot", "export", "--study", study.study_name, "--out", "best-teacher.yaml"], config)
     if args.workers == 1:
         drain_with_progress(study, objective, total, progress=not args.no_progress,
                             after_trial=_weights_kept(args, objective))
@@ -320,14 +361,19 @@ def cmd_run(args: argparse.Namespace) -> int:
             args.threads,
             gpus,
         )
-        code = supervise(launch, study, storage, total, progress=not args.no_progress)
-        if code == 130:
+        ended = supervise(launch, study, storage, total, progress=not args.no_progress)
+        if ended.interrupted:
             raise KeyboardInterrupt
-        if code != 0:
-            print(f"sweetspot run: error: a worker exited with code {code}; see {args.log_dir}/", file=sys.stderr)
-            _summary(study, url)
-            return 1
-    _summary(study, url)
+        counts = count_states(with_retries(study.get_trials, deepcopy=False))
+        short = counts[TrialState.WAITING] + counts[TrialState.RUNNING] > 0
+        code = ended.exit_code(short)
+        for failure in ended.failures():
+            level = "error" if code else "warning"
+            after = "" if code else "; the other workers finished the study"
+            print(f"sweetspot run: {level}: {failure}{after} (see {args.log_dir}/)", file=sys.stderr)
+        _summary(study, url, hint, ended.failures())
+        return code
+    _summary(study, url, hint)
     return 0
 
 
@@ -412,8 +458,8 @@ def cmd_trial(args: argparse.Namespace) -> int:
         return {k.replace("_val_", f"_{args.split}_"): v for k, v in metrics.items()}
 
     scores = on_split(outcome.metrics)
-    seeded = scores.pop("teacher_seeds")
-    if len(seeded["seeds"]) > 1:  # one seed: its values are the metrics themselves
+    seeded = scores.pop("teacher_seeds", None)  # only with several teacher seeds
+    if seeded:
         scores["teacher_seeds"] = {"seeds": seeded["seeds"], "values": on_split(seeded["values"]),
                                    "sd": on_split(seeded["sd"])}
     record = {"batch_size": args.batch_size, "epochs": args.epochs, "seed": seed, "split": args.split, **scores}
@@ -539,6 +585,8 @@ def cmd_copy(args: argparse.Namespace) -> int:
         f"copied study {study.study_name!r} to {name!r} in {mask_url(args.target)}: {copied.trials} trials, "
         f"{copied.notes} trial notes, {copied.artifacts} artifact files"
         + (f" into {folders[1]}/" if copied.artifacts else "")
+        + (f" ({copied.retired} teacher weights were retired by --keep-weights before, and are retrained by "
+           "`sweetspot teacher` when asked for)" if copied.retired else "")
     )
     if copied.running:
         print(f"note: {copied.running} trials were RUNNING in the source and are RUNNING in the copy", file=sys.stderr)

@@ -48,8 +48,8 @@ RECORD_ATTRS: dict[str, str] = {
     "teacher_epochs": 'teacher epochs trained by this trial and reused from a stored checkpoint: {"trained", "reused"}',
     "missing_class_recall_by_class": "recall of each missing class k by the k-less student: {\"0\": ..., \"9\": ...}",
     "missing_class_recall_corrected_by_class": 'the same after the bias correction: {"0": ..., "9": ...}',
-    "teacher_seeds": 'the search.teacher_seeds N seeds (the trial\'s own first), each scalar metric\'s value per '
-    'seed and their sd (None for one seed; the metric itself is their mean): {"seeds", "values", "sd"}',
+    "teacher_seeds": 'with search.teacher_seeds N > 1 only: the N seeds (the trial\'s own first), each scalar '
+    'metric\'s value per seed and their sd (the metric itself is their mean): {"seeds", "values", "sd"}',
 }
 DIRECTIONS = ("maximize", "minimize")
 SAMPLERS = ("tpe", "random", "nsga2")

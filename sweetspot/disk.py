@@ -10,6 +10,12 @@ only push a trial down, so its weights are never wanted back; with several, a tr
 whose weights are gone is retrained from its export recipe by `sweetspot teacher`, and checked
 against the figures the study recorded, as when no artifact store was given: deleting costs time
 later, never a wrong teacher. Several workers may delete at once (a file already gone is skipped).
+
+A deleted file is *retired*, not left dangling: its record goes from the trial (``forget_artifact``),
+so that optuna-dashboard offers no download that fails and ``sweetspot copy`` finds every file the
+study lists; the study keeps one ``optuna_internals.RETIRED_KEY`` attribute per retired file (copied with the study),
+and the trial's note says where the teacher went. Each step is safe to repeat, and a worker that
+dies between them leaves a record of a missing file that the next trial's retention retires.
 """
 
 from __future__ import annotations
@@ -23,7 +29,13 @@ from optuna.trial import FrozenTrial, TrialState
 
 from sweetspot.artifacts import WEIGHTS_FILE
 from sweetspot.export import best_first
-from sweetspot.optuna_internals import artifact_ids
+from sweetspot.optuna_internals import artifact_ids, retire_record
+
+RETIRED_NOTE = (
+    "\n\n## Teacher weights retired\n\nThis trial fell out of the study's best `--keep-weights` trials, so its "
+    "teacher's weights were deleted. `sweetspot teacher` retrains them from the exported recipe and checks them "
+    "against the figures above.\n"
+)
 
 
 def ranked(study: optuna.Study, trials: list[FrozenTrial], first: int | None = None) -> list[FrozenTrial]:
@@ -48,18 +60,24 @@ def ranked(study: optuna.Study, trials: list[FrozenTrial], first: int | None = N
 def keep_best_weights(
     study: optuna.Study, store: FileSystemArtifactStore, keep: int, trials: list[FrozenTrial] | None = None
 ) -> list[int]:
-    """Delete the teacher weights of every trial outside the best ``keep``; returns the numbers of
-    the trials whose weights this call deleted (another worker may have deleted some already)."""
+    """Retire the teacher weights of every trial outside the best ``keep``; returns the numbers of
+    the trials whose weights this call retired (another worker may have retired some already)."""
     trials = study.get_trials(deepcopy=False) if trials is None else trials
     best = {t.number for t in ranked(study, trials, keep)[:keep]}
-    deleted = []
+    retired = []
     for trial in trials:
         if trial.number in best:
             continue
         for artifact_id in artifact_ids(trial, WEIGHTS_FILE):
-            try:
-                store.remove(artifact_id)
-                deleted.append(trial.number)
-            except ArtifactNotFound:
-                pass  # deleted before, here or by another worker
-    return deleted
+            retire(study, store, trial, artifact_id)
+            retired.append(trial.number)
+    return retired
+
+
+def retire(study: optuna.Study, store: FileSystemArtifactStore, trial: FrozenTrial, artifact_id: str) -> None:
+    """Delete one file of a finished trial and its record, and say so in the study and the trial's note."""
+    try:
+        store.remove(artifact_id)
+    except ArtifactNotFound:
+        pass  # deleted before, by a worker that died before it had forgotten the record
+    retire_record(study, trial, artifact_id, RETIRED_NOTE)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,20 @@ def atomic_file(path: Path) -> Iterator[str]:
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def folders_undone_on_error(*folders: Path) -> Iterator[None]:
+    """Whichever of ``folders`` (and their parents) the block creates are removed again, if still empty,
+    when it ends in an error: a refused command leaves no folder behind."""
+    missing = {p.absolute() for folder in folders for p in (folder, *folder.absolute().parents) if not p.exists()}
+    try:
+        yield
+    except BaseException:
+        for folder in sorted(missing, key=lambda p: len(p.parts), reverse=True):  # the deepest first
+            with suppress(OSError):  # not empty, or never made
+                folder.rmdir()
         raise
 
 

@@ -60,6 +60,14 @@ def allow(packages: Iterable[str]) -> None:
     _allowed_packages.update(p.strip() for p in packages if p.strip())
 
 
+def packages_to_allow(names: Iterable[str]) -> list[str]:
+    """The top-level packages a later command must be given with --allow-import to follow the import
+    paths among ``names`` (a config's architectures and dataset) from a study's stored config: those
+    that ``$SWEETSPOT_IMPORTS`` does not list already."""
+    listed = {p.strip() for p in os.environ.get(IMPORTS_ENV, "").split(",") if p.strip()}
+    return sorted({_package(name) for name in names if is_import_path(name)} - listed)
+
+
 def _package(path: str) -> str:
     """The top-level package of an import path: what --allow-import names."""
     return path.partition(":")[0].split(".")[0]

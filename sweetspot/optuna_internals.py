@@ -6,8 +6,12 @@
 * Private: the heartbeat table is read and written directly (``QueueStorage.claim``), to find
   trials whose worker is gone, including those that never wrote a heartbeat, and to claim each
   for one worker with a compare-and-set; Optuna's own stale check is switched off.
-* optuna-dashboard's notes (``read_note``, ``write_note``): a trial's note is a study system
-  attribute keyed by the trial's database id, which a copied study must re-key (backup.py).
+* optuna-dashboard's notes (``read_note``, ``write_note``, ``add_to_note``): a trial's note is a study
+  system attribute keyed by the trial's database id, which a copied study must re-key (backup.py).
+* Private: a finished trial's artifact record is deleted from its system attributes directly
+  (``forget_artifact``), once retention has deleted the file (disk.py): Optuna allows no write to a
+  finished trial, and optuna-dashboard's own "deleted" mark (a null record) breaks Optuna's
+  ``get_all_artifact_meta``. A proxied worker asks the proxy to do it (``FORGET_KEY``).
 * Private: Optuna's gRPC proxy servicer, its generated messages and the heartbeat base class
   (``proxy_api``), which proxy.py extends with the queue and heartbeats.
 * Experimental: heartbeats and metric names warn on every use; ``experimental()`` silences exactly
@@ -197,6 +201,14 @@ def artifact_ids(trial: FrozenTrial, filename: str | None = None) -> list[str]:
     ]
 
 
+RETIRED_KEY = "sweetspot:retired:"  # the study's record of a file retention deleted (disk.py): {"trial", "filename"}
+
+
+def retired_files(system_attrs: dict[str, Any]) -> dict[str, Any]:
+    """The files retention retired, by artifact id, from a study's system attributes."""
+    return {key[len(RETIRED_KEY):]: value for key, value in system_attrs.items() if key.startswith(RETIRED_KEY)}
+
+
 def read_note(system_attrs: dict[str, Any], trial_id: int | None) -> str:
     """The note optuna-dashboard shows for a trial (``None``: the study), from the study's system attributes."""
     from optuna_dashboard._note import get_note_from_system_attrs
@@ -209,6 +221,62 @@ def write_note(storage: optuna.storages.BaseStorage, study_id: int, trial_id: in
     from optuna_dashboard._note import save_note_with_version
 
     save_note_with_version(storage, study_id, trial_id, 0, body)
+
+
+def add_to_note(storage: optuna.storages.BaseStorage, study_id: int, trial_id: int, text: str) -> None:
+    """``text`` appended to a trial's note as its next version (optuna-dashboard's versioning), unless the
+    note has it already: safe to repeat after a write whose answer was lost."""
+    from optuna_dashboard._note import get_note_from_system_attrs, save_note_with_version
+
+    note = get_note_from_system_attrs(storage.get_study_system_attrs(study_id), trial_id)
+    if text not in note["body"]:
+        save_note_with_version(storage, study_id, trial_id, note["version"] + 1, note["body"] + text)
+
+
+FORGET_KEY = "sweetspot:forget-artifact"  # a proxied worker's request: the proxy deletes the artifact record
+
+
+def forget_artifact(study: optuna.Study, trial: FrozenTrial, artifact_id: str) -> None:
+    """Delete the record of artifact ``artifact_id`` from finished ``trial`` in the database (through a
+    sweetspot storage proxy: the proxy does it) and from this process's copy of the trial, so that
+    neither Optuna, optuna-dashboard nor a copy of the study lists a file that is gone. Idempotent."""
+    storage = study._storage
+    backend = getattr(storage, "_backend", storage)
+    if isinstance(backend, optuna.storages.RDBStorage):
+        delete_artifact_record(backend, trial._trial_id, artifact_id)
+    elif hasattr(backend, "forget_artifact"):  # proxy.QueueProxy
+        backend.forget_artifact(trial._trial_id, artifact_id)
+    else:
+        return  # a storage without records to delete (in memory, say): the trial keeps listing it
+    trial.system_attrs.pop(ARTIFACT_KEY + artifact_id, None)
+    forget_cached(storage, trial._trial_id, artifact_id)
+
+
+def retire_record(study: optuna.Study, trial: FrozenTrial, artifact_id: str, note: str) -> None:
+    """What is left of a file retention deleted (disk.py): its record gone from the trial
+    (``forget_artifact``), the study's ``RETIRED_KEY`` attribute for it, ``note`` added to the trial's note."""
+    filename = json.loads(trial.system_attrs[ARTIFACT_KEY + artifact_id]).get("filename")
+    forget_artifact(study, trial, artifact_id)
+    storage = study._storage
+    record = {"trial": trial.number, "filename": filename}
+    storage.set_study_system_attr(study._study_id, RETIRED_KEY + artifact_id, record)
+    add_to_note(storage, study._study_id, trial._trial_id, note)
+
+
+def delete_artifact_record(storage: optuna.storages.RDBStorage, trial_id: int, artifact_id: str) -> None:
+    attrs = models.TrialSystemAttributeModel.__table__
+    with storage.engine.begin() as connection:
+        connection.execute(
+            sqlalchemy.delete(attrs).where(attrs.c.trial_id == trial_id, attrs.c.key == ARTIFACT_KEY + artifact_id)
+        )
+
+
+def forget_cached(storage: optuna.storages.BaseStorage, trial_id: int, artifact_id: str) -> None:
+    """The record gone from the finished trial Optuna's cache layer (``_CachedStorage``) holds, if any."""
+    find = getattr(storage, "_get_cached_trial", None)
+    cached = find(trial_id) if find is not None else None
+    if cached is not None:
+        cached.system_attrs.pop(ARTIFACT_KEY + artifact_id, None)
 
 
 def proxy_api() -> tuple[type, Any, Any, type]:

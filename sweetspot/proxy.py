@@ -11,11 +11,14 @@ Optuna's proxy, each small:
   (``HEARTBEAT_KEY``), which the proxy writes into the heartbeat table instead, as a direct worker
   would;
 * recovery: the proxy itself fails and re-queues stale trials of every study it serves
-  (recovery.py), every heartbeat interval, since its workers cannot reach the heartbeat table.
+  (recovery.py), every heartbeat interval, since its workers cannot reach the heartbeat table;
+* retired artifacts: a worker asks the proxy (``FORGET_KEY``) to delete a finished trial's record
+  of a file that retention deleted (disk.py), which Optuna's API refuses to change.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import threading
@@ -29,7 +32,16 @@ import optuna
 from optuna.storages import GrpcStorageProxy
 from optuna.trial import FrozenTrial
 
-from sweetspot.optuna_internals import QueueEmpty, QueueStorage, beat_or_log, experimental, proxy_api
+from sweetspot.optuna_internals import (
+    FORGET_KEY,
+    QueueEmpty,
+    QueueStorage,
+    beat_or_log,
+    delete_artifact_record,
+    experimental,
+    forget_cached,
+    proxy_api,
+)
 from sweetspot.recovery import recover_stale
 from sweetspot.retry import STORAGE_ERRORS, first_line
 
@@ -44,6 +56,7 @@ class QueueService(OptunaStorageProxyService):
     def __init__(self, storage: QueueStorage, cached: optuna.storages.BaseStorage) -> None:
         super().__init__(cached)
         self.queue = storage
+        self.cached = cached
 
     def CreateNewTrial(self, request: Any, context: grpc.ServicerContext) -> Any:
         try:
@@ -54,6 +67,11 @@ class QueueService(OptunaStorageProxyService):
     def SetTrialSystemAttribute(self, request: Any, context: grpc.ServicerContext) -> Any:
         if request.key == HEARTBEAT_KEY:
             self.queue.record_heartbeat(request.trial_id)
+            return api_pb2.SetTrialSystemAttributeReply()
+        if request.key == FORGET_KEY:
+            artifact_id = json.loads(request.value)
+            delete_artifact_record(self.queue, request.trial_id, artifact_id)
+            forget_cached(self.cached, request.trial_id, artifact_id)
             return api_pb2.SetTrialSystemAttributeReply()
         return super().SetTrialSystemAttribute(request, context)
 
@@ -77,6 +95,10 @@ class QueueProxy(GrpcStorageProxy, BaseHeartbeat):
 
     def record_heartbeat(self, trial_id: int) -> None:
         beat_or_log(lambda trial: self.set_trial_system_attr(trial, HEARTBEAT_KEY, time.time()), trial_id)
+
+    def forget_artifact(self, trial_id: int, artifact_id: str) -> None:
+        """optuna_internals.forget_artifact through the proxy, which deletes the record."""
+        self.set_trial_system_attr(trial_id, FORGET_KEY, artifact_id)
 
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
         return []  # the proxy recovers stale trials (serve)

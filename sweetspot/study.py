@@ -96,6 +96,28 @@ def open_storage(url: str, *, must_exist: bool = False, heartbeat: Heartbeat | N
     if url.startswith("grpc://"):
         return _open_proxy(url, heartbeat)
     shown = mask_url(url)
+    parsed = check_storage_url(url, must_exist=must_exist)
+    assert parsed is not None  # not a proxy
+    backend = parsed.get_backend_name()
+    try:
+        return through_disconnects(_queue_storage, url, backend, heartbeat)
+    except (ImportError, sqlalchemy.exc.NoSuchModuleError) as exc:
+        raise StorageError(
+            f"no driver for {parsed.drivername!r} in {shown!r} (for PostgreSQL use postgresql+psycopg://)"
+        ) from exc
+    except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as exc:
+        raise StorageError(f"cannot open {shown!r}: {first_line(exc)}") from exc
+
+
+def check_storage_url(url: str, *, must_exist: bool = False) -> sqlalchemy.engine.URL | None:
+    """The parsed URL of a database storage (None for a ``grpc://`` proxy), checked without connecting
+    and without creating anything: a one-line StorageError for a malformed URL, an unsupported database,
+    an SQLite file in memory, in a folder that does not exist or (``must_exist``) not there. Commands
+    check it before they make any folder, so that a mistyped URL leaves nothing behind."""
+    if url.startswith("grpc://"):
+        _proxy_address(url)
+        return None
+    shown = mask_url(url)
     try:
         parsed = make_url(url)
     except (sqlalchemy.exc.ArgumentError, ValueError) as exc:
@@ -115,14 +137,7 @@ def open_storage(url: str, *, must_exist: bool = False, heartbeat: Heartbeat | N
             raise StorageError(f"no database file at {path!r} (run `sweetspot run` first, or pass --storage)")
         if not Path(path).parent.is_dir():
             raise StorageError(f"directory {str(Path(path).parent)!r} of {shown!r} does not exist")
-    try:
-        return through_disconnects(_queue_storage, url, backend, heartbeat)
-    except (ImportError, sqlalchemy.exc.NoSuchModuleError) as exc:
-        raise StorageError(
-            f"no driver for {parsed.drivername!r} in {shown!r} (for PostgreSQL use postgresql+psycopg://)"
-        ) from exc
-    except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as exc:
-        raise StorageError(f"cannot open {shown!r}: {first_line(exc)}") from exc
+    return parsed
 
 
 def _queue_storage(url: str, backend: str, heartbeat: Heartbeat | None) -> QueueStorage:
@@ -145,15 +160,20 @@ def _open_proxy(url: str, heartbeat: Heartbeat | None) -> Any:
 
     from sweetspot.proxy import QueueProxy
 
-    host, _, port = url.removeprefix("grpc://").rstrip("/").rpartition(":")
-    if not host or not port.isdigit():
-        raise StorageError(f"malformed URL {url!r} (expected grpc://HOST:PORT of a `sweetspot storage-proxy`)")
-    proxy = QueueProxy(host=host, port=int(port), heartbeat_interval=heartbeat.interval if heartbeat else None)
+    host, port = _proxy_address(url)
+    proxy = QueueProxy(host=host, port=port, heartbeat_interval=heartbeat.interval if heartbeat else None)
     try:
         proxy.wait_server_ready(timeout=10)
     except (grpc.FutureTimeoutError, ConnectionError) as exc:
         raise StorageError(f"no storage proxy answers at {url!r} (start one with: sweetspot storage-proxy)") from exc
     return proxy
+
+
+def _proxy_address(url: str) -> tuple[str, int]:
+    host, _, port = url.removeprefix("grpc://").rstrip("/").rpartition(":")
+    if not host or not port.isdigit():
+        raise StorageError(f"malformed URL {url!r} (expected grpc://HOST:PORT of a `sweetspot storage-proxy`)")
+    return host, int(port)
 
 
 def study_names(storage: optuna.storages.BaseStorage) -> list[str]:

@@ -272,8 +272,9 @@ def _seed_metrics(
 
 def _over_seeds(by_seed: list[dict[str, Any]], seeds: list[int]) -> dict[str, Any]:
     """The metrics of the teacher seeds as one trial's: each scalar (and each entry of a per-class or
-    per-T dict) their mean, exactly the value itself for one seed; under ``teacher_seeds`` the seeds,
-    the scalars' values per seed and their sd (None for one seed): one attribute, one storage write."""
+    per-T dict) their mean, exactly the value itself for one seed; with several seeds, under
+    ``teacher_seeds`` the seeds, the scalars' values per seed and their sd: one attribute, one storage
+    write (one seed has none: its values are the metrics themselves)."""
     out: dict[str, Any] = {}
     values: dict[str, list[float]] = {}
     for name, first in by_seed[0].items():
@@ -284,11 +285,12 @@ def _over_seeds(by_seed: list[dict[str, Any]], seeds: list[int]) -> dict[str, An
         else:
             values[name] = [m[name] for m in by_seed]
             out[name] = statistics.fmean(values[name])
-    out["teacher_seeds"] = {
-        "seeds": seeds,
-        "values": values,
-        "sd": {name: statistics.stdev(v) if len(v) > 1 else None for name, v in values.items()},
-    }
+    if len(seeds) > 1:
+        out["teacher_seeds"] = {
+            "seeds": seeds,
+            "values": values,
+            "sd": {name: statistics.stdev(v) for name, v in values.items()},
+        }
     return out
 
 

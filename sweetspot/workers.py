@@ -131,6 +131,42 @@ class Launch:
     gpus: int = 0
 
 
+@dataclass(frozen=True)
+class Supervised:
+    """How the workers of `sweetspot run --workers N` ended: each one's exit code (-S: killed by
+    signal S, as ``subprocess`` reports it), and whether the run was interrupted (Ctrl-C, SIGTERM)."""
+
+    codes: list[int]
+    interrupted: bool = False
+
+    def failures(self) -> list[str]:
+        """One phrase per worker that did not exit cleanly: killed by a signal, or exited with a code."""
+        out = []
+        for i, code in enumerate(self.codes):
+            if code < 0:
+                out.append(f"worker {i} was killed by {_signal_name(-code)}")
+            elif code > 0:
+                out.append(f"worker {i} exited with code {code}")
+        return out
+
+    def exit_code(self, short: bool) -> int:
+        """`sweetspot run`'s exit code: 130 interrupted; 1 when a worker exited with an error, or was
+        killed by a signal and the study was left ``short`` (trials still queued or running); else 0
+        (a killed worker whose trials the others ran again is reported, not an error)."""
+        if self.interrupted:
+            return 130
+        if any(code > 0 for code in self.codes) or (short and any(code < 0 for code in self.codes)):
+            return 1
+        return 0
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
 def threads_per_worker(n_workers: int, cores: int | None = None) -> int:
     """Split the cores so that N workers do not oversubscribe the machine."""
     cores = cores or len(os.sched_getaffinity(0))
@@ -145,9 +181,9 @@ def supervise(
     *,
     progress: bool = True,
     stop_grace: float = 10.0,
-) -> int:
+) -> Supervised:
     """Start the workers, show one progress bar for all of them, and stop them all on Ctrl-C or
-    SIGTERM (each fails its running trial); returns the worst worker exit code."""
+    SIGTERM (each fails its running trial); returns how each ended."""
     from tqdm.auto import tqdm
 
     launch.log_dir.mkdir(parents=True, exist_ok=True)
@@ -190,10 +226,7 @@ def supervise(
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    codes = [p.wait() for p in procs]
-    if stopping:
-        return 130
-    return max(codes)
+    return Supervised([p.wait() for p in procs], interrupted=bool(stopping))
 
 
 def _update_bar(bar: Any, study: optuna.Study, total: int) -> None:

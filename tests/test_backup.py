@@ -97,3 +97,43 @@ def test_a_copy_cut_short_by_the_database_is_removed(pg_study, postgres_url, tmp
     with pytest.raises(StorageError, match="failed and was removed from the destination"):
         copy_study(open_storage(postgres_url), pg_study, target, pg_study)
     assert optuna.get_all_study_names(f"sqlite:///{tmp_path / 'archive.db'}") == []
+
+
+def test_a_study_with_more_trials_than_keep_weights_copies_what_it_kept(cli, tiny_config_file, tmp_path, monkeypatch):
+    """Issue 20: retention deleted the weights of the trials outside the best K, and copy refused the
+    study for the files it still listed. Now a retired file is listed nowhere, the copy says how many
+    there were, and every file the copy lists is there."""
+    from optuna.artifacts import get_all_artifact_meta
+
+    monkeypatch.delenv("SWEETSPOT_ARTIFACTS")  # both artifact folders by default: beside their SQLite files
+    monkeypatch.chdir(tmp_path)
+    source, archive = f"sqlite:///{tmp_path / 'studies.db'}", f"sqlite:///{tmp_path / 'copy.db'}"
+    code, _, err = cli("run", tiny_config_file, "--storage", source, "--trials", "4", "--keep-weights", "1",
+                       "--no-progress")
+    assert code == 0, err
+    code, out, err = cli("copy", "--from", source, "--to", archive)
+    assert code == 0, err
+    # 4 pictures and the one kept teacher; the 3 others retired
+    assert "4 trials, 4 trial notes, 5 artifact files" in out and "3 teacher weights were retired" in out
+    assert len(list((tmp_path / "copy-artifacts").iterdir())) == 5
+    from sweetspot.optuna_internals import retired_files  # (new with the fix)
+
+    for url, folder in ((source, "studies-artifacts"), (archive, "copy-artifacts")):
+        study = optuna.load_study(study_name="tiny", storage=url)
+        storage = queue_storage(optuna.load_study(study_name="tiny", storage=open_storage(url)))
+        listed = {t.number: [m.filename for m in get_all_artifact_meta(t, storage=storage)] for t in study.trials}
+        assert sorted(map(sorted, listed.values())) == [["soft-labels.png"]] * 3 + [["soft-labels.png", "teacher.pt"]]
+        assert all((tmp_path / folder / m.artifact_id).is_file() for t in study.trials
+                   for m in get_all_artifact_meta(t, storage=storage))  # nothing listed is missing
+        retired = retired_files(storage.get_study_system_attrs(storage.get_study_id_from_name("tiny")))
+        assert sorted(r["trial"] for r in retired.values()) == [n for n, files in listed.items() if len(files) == 1]
+        notes = _notes(url, "tiny")
+        assert [("Teacher weights retired" in note) for note in notes] == [len(listed[n]) == 1 for n in listed]
+    # the copy exports, and its teachers come back: fetched where kept, retrained where retired
+    assert cli("export", "--storage", archive, "--out", tmp_path / "best.yaml")[0] == 0
+    for trial in optuna.load_study(study_name="tiny", storage=archive).trials:
+        code, out, err = cli("teacher", tmp_path / "best.yaml", "--storage", archive, "--trial", str(trial.number),
+                             "--out", tmp_path / f"t{trial.number}.pt")
+        if code == 0:  # the export's front trials
+            kept = len(listed[trial.number]) == 2
+            assert ("fetched from the artifact store" if kept else "retrained from its recipe") in out, out

@@ -275,6 +275,26 @@ def test_a_pruned_trial_is_counted_and_reported(cli, write_config, storage_url):
     assert "0 finished of 2 trials" in out
 
 
+@pytest.mark.parametrize("command", ["run", "worker"])
+@pytest.mark.parametrize("where", ["missing-folder", "unreachable", "unreachable-named-folders"])
+def test_a_refused_storage_url_leaves_no_folder_behind(cli, tiny_config_file, tmp_path, monkeypatch, command, where):
+    """Issue 20: `run --storage sqlite:////nonexistent/dir/x.db` made the artifact folder beside the
+    database, with its parents, before the URL was checked, so the URL passed and ran a whole study there."""
+    monkeypatch.delenv("SWEETSPOT_ARTIFACTS")
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    url = {"missing-folder": f"sqlite:///{tmp_path / 'nonexistent' / 'dir' / 'x.db'}"}.get(
+        where, "postgresql+psycopg://postgres@127.0.0.1:1/test")  # port 1: nothing listens
+    named = ("--artifacts", tmp_path / "a" / "b", "--checkpoints", tmp_path / "c" / "d") if "named" in where else ()
+    before = sorted(tmp_path.rglob("*"))
+    code, out, err = cli(command, tiny_config_file, "--storage", url, *named, "--no-progress")
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    expected = "does not exist" if where == "missing-folder" else "cannot open"
+    assert err.startswith(f"sweetspot {command}: error: --storage: ") and expected in err, err
+    assert sorted(tmp_path.rglob("*")) == before  # no database, no artifact, checkpoint or named folder
+
+
 @pytest.mark.parametrize("flag", ["--artifacts", "--checkpoints"])
 def test_a_folder_that_cannot_be_made_is_refused_before_the_storage(cli, tiny_config_file, tmp_path, flag):
     (tmp_path / "a-file").write_text("x")

@@ -11,6 +11,7 @@ from optuna.trial import TrialState, create_trial
 
 from sweetspot.artifacts import WEIGHTS_FILE, fetch_teacher_weights
 from sweetspot.disk import keep_best_weights, ranked
+from sweetspot.optuna_internals import artifact_ids, retired_files
 
 
 def _trial(values: list[float], x: int) -> optuna.trial.FrozenTrial:
@@ -60,6 +61,17 @@ def test_weights_outside_the_best_k_are_deleted_once_and_read_back_as_none(tmp_p
     assert keep_best_weights(study, store, 2) == []  # gone already
     assert len(list((tmp_path / "artifacts").iterdir())) == 2 + 5  # two teachers, every picture
     trials = study.trials
+    # retired, not dangling: the trials list only the files that exist, here and in a fresh process's read
+    fresh = optuna.load_study(study_name=study.study_name, storage=f"sqlite:///{tmp_path / 'w.db'}").trials
+    for listing in (trials, fresh):
+        assert [len(artifact_ids(t, WEIGHTS_FILE)) for t in listing] == [0, 0, 0, 1, 1]
+        assert all((tmp_path / "artifacts" / a).is_file() for t in listing for a in artifact_ids(t))
+    attrs = storage.get_study_system_attrs(storage.get_study_id_from_name(study.study_name))
+    assert sorted(r["trial"] for r in retired_files(attrs).values()) == [0, 1, 2]
+    # a worker that died after deleting a file, before forgetting its record: the next call retires it
+    (tmp_path / "artifacts" / artifact_ids(trials[3], WEIGHTS_FILE)[0]).unlink()
+    assert keep_best_weights(study, store, 1) == [3]
+    assert [len(artifact_ids(t, WEIGHTS_FILE)) for t in study.trials] == [0, 0, 0, 0, 1]
     assert fetch_teacher_weights(store, storage, trials[4], tmp_path / "4.pt") is not None
     assert fetch_teacher_weights(store, storage, trials[0], tmp_path / "0.pt") is None
 
@@ -74,8 +86,10 @@ def test_a_study_keeps_the_best_k_teachers_and_retrains_the_others(cli, tiny_con
     store, storage = FileSystemArtifactStore(artifacts_in_tmp), optuna.storages.RDBStorage(storage_url)
     held = [t.number for t in study.trials if fetch_teacher_weights(store, storage, t, tmp_path / f"{t.number}.pt")]
     assert len(held) <= keep and set(held) <= {t.number for t in ranked(study, study.trials)[:keep]}
-    uploaded = [t.number for t in study.trials if any(f'"{WEIGHTS_FILE}"' in str(v) for v in t.system_attrs.values())]
-    assert len(uploaded) > keep  # so some were deleted
+    retired = retired_files(storage.get_study_system_attrs(storage.get_study_id_from_name("tiny")))
+    assert retired and all(r["filename"] == WEIGHTS_FILE for r in retired.values())  # so some were deleted
+    assert [t.number for t in study.trials if artifact_ids(t, WEIGHTS_FILE)] == held  # listed exactly while held
+    assert not {r["trial"] for r in retired.values()} & set(held)
     assert cli("export", "--storage", storage_url, "--out", tmp_path / "best.yaml")[0] == 0
     exported = [t["trial"] for t in yaml.safe_load((tmp_path / "best.yaml").read_text())["teachers"]]
     gone = next((n for n in exported if n not in held), None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -61,6 +62,31 @@ def test_the_example_runs_exports_and_loads_in_the_users_own_code(cli, example):
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=example)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["Conv2d", "(4,", "10)"]  # the user's own network, answering 10 classes
+
+
+def test_the_next_commands_that_run_prints_work_as_printed(example, tmp_path):
+    """Issue 20: the `next: sweetspot export ...` line lacked the --allow-import its config's import
+    paths need (and the --storage the run was given), and failed as printed. Run from the folder above
+    the config's, as from a checkout's root: its modules import only with PYTHONPATH."""
+    cwd, config = example.parent, "own-model/study.yaml"
+    storage = f"sqlite:///{tmp_path / 'elsewhere.db'}"  # not the default: the command must name it
+    env = {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "SWEETSPOT_IMPORTS": ""}
+
+    def printed(line: str, result: subprocess.CompletedProcess) -> str:
+        assert result.returncode == 0, result.stderr
+        return next(x for x in result.stdout.splitlines() if line in x).partition(line)[2].strip()
+
+    queued = run_console_script("run", config, "--storage", storage, "--trials", "2", "--workers", "0", cwd=cwd,
+                                env=env)
+    worker = subprocess.run(printed("start workers with: ", queued) + " --no-progress", shell=True, cwd=cwd,
+                            env=os.environ | env, capture_output=True, text=True, timeout=600)
+    ran = run_console_script("run", config, "--storage", storage, "--trials", "1", "--no-progress", cwd=cwd, env=env)
+    export = printed("next: ", ran)
+    assert "--allow-import my_data" in export and "--allow-import my_nets" in export and storage in export
+    done = subprocess.run(export, shell=True, cwd=cwd, env=os.environ | env, capture_output=True, text=True,
+                          timeout=600)
+    assert worker.returncode == 0 and "ran 2 trials" in worker.stdout, worker.stderr
+    assert done.returncode == 0 and (cwd / "best-teacher.yaml").is_file(), done.stderr
 
 
 def test_the_example_runs_with_two_workers_on_postgres(example, postgres_url, study_name, tmp_path):

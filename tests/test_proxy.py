@@ -54,16 +54,26 @@ def _beats(postgres_url: str, name: str) -> int:
 
 
 def test_two_workers_through_the_proxy_run_exactly_the_requested_trials(
-    proxy, tiny_config_file, postgres_url, study_name, tmp_path
+    proxy, tiny_config_file, postgres_url, study_name, tmp_path, artifacts_in_tmp
 ):
+    from sweetspot.optuna_internals import artifact_ids, retired_files
+
     result = run_console_script("run", tiny_config_file, "--storage", proxy, "--study", study_name, "--workers", "2",
-                                "--trials", "8", "--log-dir", tmp_path / "logs", *BEAT, cwd=tmp_path)
+                                "--trials", "8", "--log-dir", tmp_path / "logs", "--keep-weights", "2", *BEAT,
+                                cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    trials = optuna.load_study(study_name=study_name, storage=postgres_url).trials
+    study = optuna.load_study(study_name=study_name, storage=postgres_url)
+    trials = study.trials
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 8
     assert len({t.user_attrs["worker"] for t in trials}) == 2
     assert _beats(postgres_url, study_name) == 8  # each trial beat through the proxy, into the heartbeat table
     assert not any("sweetspot:heartbeat" in t.system_attrs for t in trials)  # and not as an attribute
+    # weights retired through the proxy: their records gone from the trials, every listed file there
+    retired = retired_files(study._storage.get_study_system_attrs(study._study_id))
+    listed = [t.number for t in trials if artifact_ids(t, "teacher.pt")]
+    assert retired and len(listed) <= 2 and not {r["trial"] for r in retired.values()} & set(listed)
+    assert all((artifacts_in_tmp / a).is_file() for t in trials for a in artifact_ids(t))
+    assert not any("sweetspot:forget-artifact" in t.system_attrs for t in trials)
 
 
 def test_a_killed_workers_trial_is_run_again_through_the_proxy(proxy, write_config, postgres_url, study_name,

@@ -127,7 +127,7 @@ def test_a_trial_of_three_teacher_seeds_records_their_mean_values_and_sd():
     single = config_from_dict(TINY)
     for i, seed in enumerate(teacher_seeds(5, 3)):
         alone = run_trial(single, splits, TeacherParams(64, 2), seed=seed).metrics
-        assert alone["teacher_seeds"]["sd"]["teacher_entropy"] is None and alone["teacher_seeds"]["seeds"] == [seed]
+        assert "teacher_seeds" not in alone  # issue 20: one seed stored every metric twice, every sd None
         for name in ("teacher_entropy", "teacher_val_acc", "student_val_acc", "missing_class_recall"):
             assert seeded["values"][name][i] == pytest.approx(alone[name], abs=0.01), (name, i)
 

@@ -304,3 +304,49 @@ def test_a_killed_supervisor_takes_its_workers_with_it(write_config, tmp_path, p
     interrupted = [t for t in trials if t.state == TrialState.FAIL]
     assert interrupted and all(t.user_attrs.get("fail_reason") == "interrupted" for t in interrupted)
     assert sum(t.state == TrialState.WAITING for t in trials) > 150  # the rest stay queued for a later run
+
+
+def test_a_workers_end_decides_the_exit_code():
+    from sweetspot.workers import Supervised
+
+    # -9: killed by SIGKILL, as subprocess reports it (max() of these codes was 0: issue 20)
+    assert Supervised([0, -9]).failures() == ["worker 1 was killed by SIGKILL"]
+    assert Supervised([0, -9]).exit_code(short=False) == 0  # its trials were run again: reported, not an error
+    assert Supervised([0, -9]).exit_code(short=True) == 1  # it left the study short
+    assert Supervised([2, 0]).exit_code(short=False) == 1 and Supervised([2, 0]).failures() == [
+        "worker 0 exited with code 2"]
+    assert Supervised([0, 0]).exit_code(short=True) == 0 and Supervised([0, 0]).failures() == []
+    assert Supervised([0, -9], interrupted=True).exit_code(short=True) == 130
+
+
+def _kill_workers(run, url: str, name: str, how_many: int) -> list[int]:
+    """SIGKILL ``how_many`` of a running `sweetspot run --workers N`'s workers while each trains."""
+    _wait(lambda: len(_running(url, name)) >= how_many, 120, f"{how_many} workers in a trial")
+    pids = sorted({int(t.user_attrs["worker"].rsplit(":", 1)[1]) for t in _running(url, name)})[:how_many]
+    for pid in pids:
+        __import__("os").kill(pid, signal.SIGKILL)
+    return pids
+
+
+@pytest.mark.parametrize("killed", [1, 2], ids=["one-of-two", "both"])
+def test_a_worker_killed_by_a_signal_is_reported_and_fails_the_run_when_it_left_the_study_short(
+    write_config, tmp_path, postgres_url, study_name, killed
+):
+    config = write_config()
+    config.write_text(yaml.safe_dump(SLOW))
+    run = start_console_script(
+        "run", config, "--storage", postgres_url, "--study", study_name, "--workers", "2", "--trials", "3",
+        "--heartbeat", "1", "--grace", "3", "--log-dir", tmp_path / "logs", "--no-progress", cwd=tmp_path,
+    )
+    _kill_workers(run, postgres_url, study_name, killed)
+    out, err = run.communicate(timeout=300)
+    states = _states(postgres_url, study_name)
+    assert "was killed by SIGKILL" in err and "was killed by SIGKILL" in out  # on stderr, and in the summary
+    if killed == 1:  # the survivor ran the killed worker's trial again: the study is whole
+        assert run.returncode == 0, err
+        assert "warning: worker" in err and "the other workers finished the study" in err
+        assert states.count(TrialState.COMPLETE) == 3 and TrialState.RUNNING not in states
+    else:  # nobody was left to run them
+        assert run.returncode == 1, err
+        assert "error: worker 0 was killed by SIGKILL" in err and "error: worker 1 was killed by SIGKILL" in err
+        assert TrialState.RUNNING in states and "left running" in out
