@@ -1,7 +1,8 @@
 """Training speed of the paper's Table 7 teachers on this machine: seconds per step and per epoch.
 
-Why docs/results.md uses MLP teachers on a CPU: one epoch of the paper's Fashion-MNIST conv teachers
-over 48,000 images is minutes long here. Each network takes a few Adam steps on random images of its
+What a paper teacher costs on a CPU: one epoch of the paper's Fashion-MNIST conv teachers over
+48,000 images is minutes long here (each laid out channels-last, as sweetspot trains a conv net).
+Each network takes a few Adam steps on random images of its
 dataset's shape; the first step (allocation) is not timed.
 
     .venv/bin/python benchmarks/paper_networks.py [--batch 256] [--steps 3] [--train 48000] [--only fashion-mnist]
@@ -17,12 +18,14 @@ import torch
 import torch.nn.functional as F
 
 from sweetspot.models import PAPER_NETWORKS, convnet, count_parameters, mlp
+from sweetspot.training import channels_last
 
 SHAPES = {"mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
 
 
 def seconds_per_step(model: torch.nn.Module, shape: tuple[int, ...], batch: int, steps: int) -> list[float]:
     optimizer = torch.optim.Adam(model.parameters(), fused=True)
+    channels_last(model, optimizer)  # as sweetspot's training loops lay out a conv net on the CPU
     x, y = torch.randn(batch, *shape), torch.randint(0, 10, (batch,))
     times = []
     for i in range(steps + 1):

@@ -4,6 +4,7 @@ import torch
 from sweetspot.config import NetConfig
 from sweetspot.errors import ConfigError
 from sweetspot.models import (
+    EXACT_NETWORKS,
     PAPER_NETWORKS,
     build_model,
     check_net,
@@ -108,3 +109,55 @@ def test_convnet_options_are_checked():
         build_model(NetConfig(arch="convnet", options={"channels": [4, 8], "pool": [1]}), (1, 8, 8), 10)
     with pytest.raises(ConfigError, match="shrink"):
         build_model(NetConfig(arch="convnet", options={"channels": [4] * 4, "pool": [1] * 4}), (1, 8, 8), 10)
+
+
+@pytest.mark.parametrize("name", EXACT_NETWORKS)
+def test_the_keras_recipe_networks_match_table_7_exactly(name):
+    _, ours, paper = next(row for row in paper_table() if row[0] == name)
+    assert ours == paper == PAPER_NETWORKS[name][1]
+
+
+def test_the_fashion_mnist_small_teacher_is_the_keras_example_stack():
+    """Stride-2 3 x 3 convs, LeakyReLU(0.2) and a size-keeping 2 x 2 pool after the first, a LeakyReLU
+    after the middle one (our choice: the example has two convs), nothing after the last but the Dense."""
+    model = build_model(NetConfig(arch="paper-fashion-mnist-small"), (1, 28, 28), 10)
+    kinds = [type(m).__name__ for m in model]
+    assert kinds == ["Conv2d", "LeakyReLU", "SamePool", "Conv2d", "LeakyReLU", "Conv2d", "Flatten", "Linear"]
+    assert [m.stride for m in model if isinstance(m, torch.nn.Conv2d)] == [(2, 2)] * 3
+    assert all(m.negative_slope == 0.2 for m in model if isinstance(m, torch.nn.LeakyReLU))
+    assert model[-1].in_features == 4 * 4 * 512  # 28 -> 14 (the pool keeps 14) -> 7 -> 4, as Keras's "same"
+    sizes = []
+    hook = [m.register_forward_hook(lambda m, i, o: sizes.append(o.shape[-1])) for m in model[:6]]
+    model(torch.zeros(1, 1, 28, 28))
+    assert sizes == [14, 14, 14, 7, 7, 4] and hook
+
+
+def test_the_same_pool_keeps_the_size_and_never_takes_its_padding():
+    from sweetspot.models import SamePool
+
+    x = -torch.arange(1.0, 10.0).reshape(1, 1, 3, 3)  # all negative: a zero padding would win the max
+    out = SamePool()(x)
+    assert out.shape == x.shape
+    assert out[0, 0].tolist() == [[-1.0, -2.0, -3.0], [-4.0, -5.0, -6.0], [-7.0, -8.0, -9.0]]
+
+
+def test_convnet_recipe_options_are_checked():
+    for options, message in [
+        ({"activation": "gelu"}, "convnet.activation: must be relu or leaky_relu"),
+        ({"stride": 0}, "convnet.stride: must be an integer >= 1"),
+        ({"pool_stride": 3}, "convnet.pool_stride: must be 1 (keep the size) or 2 (halve it)"),
+        ({"last_activation": "no"}, "convnet.last_activation: must be true or false"),
+        ({"negative_slope": 1.5}, "convnet.negative_slope: must be a number in [0, 1)"),
+    ]:
+        with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
+            check_net("convnet", NetConfig(arch="convnet", options=options))
+
+
+def test_forward_macs_counts_each_conv_and_dense_layer():
+    from sweetspot.models import forward_macs
+
+    model = build_model(NetConfig(arch="paper-fashion-mnist-small"), (1, 28, 28), 10)
+    by_hand = 14 * 14 * 128 * 9 + 7 * 7 * 256 * 128 * 9 + 4 * 4 * 512 * 256 * 9 + 4 * 4 * 512 * 10
+    assert forward_macs(model, (1, 28, 28)) == by_hand == 33_632_768
+    mlp = build_model(NetConfig(arch="mlp", options={"width": 16, "depth": 2}), (8,), 3)
+    assert forward_macs(mlp, (8,)) == 8 * 16 + 16 * 16 + 16 * 3

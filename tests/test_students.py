@@ -30,8 +30,12 @@ def _weights(model):
     (StudentConfig(arch="mlp", options={"width": 16, "depth": 2}, epochs=2, batch_size=32), (8,)),
     (StudentConfig(arch="mlp", options={"width": 16, "depth": 1, "dropout": 0.3}, epochs=2, batch_size=32), (8,)),
     (StudentConfig(arch="convnet", options={"channels": [4], "pool": [1]}, epochs=1, batch_size=32), (1, 6, 6)),
+    # two input channels, so that the channels-last layout differs; dropout: one mask for all copies
+    (StudentConfig(arch="convnet", options={"channels": [3, 4], "pool": [1, 0], "hidden": [8], "dropout": 0.3,
+                                            **{"stride": 1, "activation": "leaky_relu"}}, epochs=2, batch_size=32),
+     (2, 6, 6)),
     (StudentConfig(epochs=2, schedule="exponential", lr_decay=0.5, optimizer="sgd", lr=0.1), (8,)),
-], ids=["linear", "mlp", "mlp-dropout", "convnet", "sgd-schedule"])
+], ids=["linear", "mlp", "mlp-dropout", "convnet", "convnet-dropout", "sgd-schedule"])
 def test_stacked_students_equal_students_trained_one_by_one(net, shape):
     x, y, teacher, masks = _problem(shape)
     torch.manual_seed(7)
@@ -39,6 +43,8 @@ def test_stacked_students_equal_students_trained_one_by_one(net, shape):
                              generator=torch.Generator().manual_seed(7))
     assert isinstance(stacked, Stacked)
     assert stacked.dense == (net.arch != "convnet" and not net.options.get("dropout"))
+    for w in stacked.weights:  # each copy's conv weights in the CPU's fast layout
+        assert w.dim() != 5 or w[0].is_contiguous(memory_format=torch.channels_last)
     for s in range(len(masks)):
         torch.manual_seed(7)
         alone = train_student(net, x, teacher, y, C, temperature=4.0, alpha=0.9,

@@ -7,6 +7,7 @@ from torch import nn
 
 from sweetspot.errors import TrainingDiverged
 from sweetspot.training import (
+    channels_last,
     distill,
     kd_loss,
     label_smoothing_targets,
@@ -167,3 +168,27 @@ def test_flip_crop_shifts_each_image_within_its_padding_and_flips_half():
         assert torch.equal(out[n], expected.flip(-1) if flip[n] else expected)
     assert 20 < int(flip.sum()) < 80 and len(set(dy.tolist())) > 5  # both kinds of draw vary
     assert torch.equal(flip_crop(x, torch.Generator().manual_seed(0)), out)  # seeded
+
+
+def test_a_conv_network_trains_channels_last_with_its_optimizer_state_in_the_same_layout():
+    """The CPU's fast conv layout (benchmarks/conv_speed.py). A fused optimizer reads a parameter and
+    its state as flat memory, so a state in another layout (from a checkpoint written before) would
+    pair the wrong elements: it is copied into each parameter's layout."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 3))
+    optimizer = make_optimizer("adam", model, 1e-2)
+    conv = model[0].weight
+    old = torch.arange(conv.numel(), dtype=torch.float32).reshape(conv.shape)  # contiguous, as before
+    optimizer.state[conv] = {"step": torch.tensor(1.0), "exp_avg": old.clone(), "exp_avg_sq": old.clone()}
+    channels_last(model, optimizer)
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    for key in ("exp_avg", "exp_avg_sq"):
+        state = optimizer.state[conv][key]
+        assert state.stride() == conv.stride() and torch.equal(state, old)  # the same values, the layout moved
+    x, y = torch.randn(64, 2, 6, 6), torch.randint(0, 3, (64,))
+    history = train_classifier(model, x, y, optimizer=optimizer, batch_size=16, epochs=3,
+                               generator=torch.Generator().manual_seed(0))
+    assert math.isfinite(history[-1]) and conv.is_contiguous(memory_format=torch.channels_last)
+    dense = nn.Sequential(nn.Linear(3, 2))
+    channels_last(dense)  # no convs: nothing to do
+    assert dense[0].weight.is_contiguous()
