@@ -25,7 +25,7 @@ SHAPES = {"mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28), "cifar10": (3, 32,
 
 def seconds_per_step(model: torch.nn.Module, shape: tuple[int, ...], batch: int, steps: int) -> list[float]:
     optimizer = torch.optim.Adam(model.parameters(), fused=True)
-    channels_last(model, optimizer)  # as sweetspot's training loops lay out a conv net on the CPU
+    channels_last(model)  # as sweetspot's training loops lay out a conv net on the CPU
     x, y = torch.randn(batch, *shape), torch.randint(0, 10, (batch,))
     times = []
     for i in range(steps + 1):

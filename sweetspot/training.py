@@ -82,7 +82,8 @@ def train_loop(
     epoch (it may evaluate the model) and stops training by returning True."""
     device = next(model.parameters()).device
     autocast = precision_context(precision, device)  # made once: the step loop is the hot path
-    channels_last(model, optimizer)
+    channels_last(model)
+    match_state_layouts(optimizer)
     model.train()
     history = []
     streams = _streams(generator)
@@ -114,18 +115,23 @@ def train_loop(
     return history
 
 
-def channels_last(model: nn.Module, optimizer: torch.optim.Optimizer | None = None) -> None:
+def channels_last(model: nn.Module) -> None:
     """A network with 2-d convolutions in the channels-last layout, on the CPU (oneDNN's fast path:
-    the Fashion-MNIST small teacher's step 1.5 x as fast at batch 256, the General student's twice,
-    benchmarks/conv_speed.py); its optimizer's state in the same layout as each parameter, as a fused
-    optimizer reads them as flat memory (state from a checkpoint may have another). A stacked model
-    (5-d weights) keeps its layout; so does one on a GPU, where cuDNN chooses its own."""
-    if not any(isinstance(m, nn.Conv2d) for m in model.modules()) or any(p.dim() > 4 for p in model.parameters()):
+    the Fashion-MNIST small teacher's step 1.5 x as fast at batch 256, the General student's 1.8 x,
+    benchmarks/conv_speed.py). A stacked model (5-d weights) keeps the layout ``Stacked`` gave it; a
+    network on a GPU keeps its own, where cuDNN chooses."""
+    params = list(model.parameters())
+    if not any(isinstance(m, nn.Conv2d) for m in model.modules()) or any(p.dim() > 4 for p in params):
         return
-    if next(model.parameters()).device.type != "cpu":
-        return
-    model.to(memory_format=torch.channels_last)
-    for group in optimizer.param_groups if optimizer is not None else ():
+    if params[0].device.type == "cpu":
+        model.to(memory_format=torch.channels_last)
+
+
+def match_state_layouts(optimizer: torch.optim.Optimizer) -> None:
+    """Each tensor of the optimizer's state in its parameter's layout: a fused optimizer reads both as
+    flat memory, so a state in another layout (from a checkpoint written before a network was laid
+    out channels-last) would pair the wrong elements and train wrongly without an error."""
+    for group in optimizer.param_groups:
         for param in group["params"]:
             state = optimizer.state.get(param, {})
             for key, value in state.items():

@@ -12,6 +12,7 @@ from sweetspot.training import (
     kd_loss,
     label_smoothing_targets,
     make_optimizer,
+    match_state_layouts,
     predict_logits,
     train_classifier,
 )
@@ -180,7 +181,8 @@ def test_a_conv_network_trains_channels_last_with_its_optimizer_state_in_the_sam
     conv = model[0].weight
     old = torch.arange(conv.numel(), dtype=torch.float32).reshape(conv.shape)  # contiguous, as before
     optimizer.state[conv] = {"step": torch.tensor(1.0), "exp_avg": old.clone(), "exp_avg_sq": old.clone()}
-    channels_last(model, optimizer)
+    channels_last(model)
+    match_state_layouts(optimizer)
     assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
     for key in ("exp_avg", "exp_avg_sq"):
         state = optimizer.state[conv][key]
@@ -192,3 +194,26 @@ def test_a_conv_network_trains_channels_last_with_its_optimizer_state_in_the_sam
     dense = nn.Sequential(nn.Linear(3, 2))
     channels_last(dense)  # no convs: nothing to do
     assert dense[0].weight.is_contiguous()
+
+
+def test_a_fused_step_with_a_state_in_another_layout_is_what_the_layout_match_prevents():
+    """Why match_state_layouts exists: fused Adam pairs a channels-last parameter with a contiguous
+    state element by element in memory, and its step differs from the plain one."""
+    torch.manual_seed(0)
+    weight = torch.randn(4, 3, 3, 3).contiguous(memory_format=torch.channels_last)
+    grad = torch.randn(4, 3, 3, 3).contiguous(memory_format=torch.channels_last)
+    state = torch.rand(4, 3, 3, 3) + 0.1  # contiguous
+
+    def step(fused: bool, match: bool) -> torch.Tensor:
+        p = nn.Parameter(weight.clone())
+        optimizer = torch.optim.Adam([p], lr=0.1, fused=fused, foreach=None if fused else False)
+        optimizer.state[p] = {"step": torch.tensor(3.0), "exp_avg": state.clone(), "exp_avg_sq": state.clone()}
+        if match:
+            match_state_layouts(optimizer)
+        p.grad = grad.clone()
+        optimizer.step()
+        return p.detach()
+
+    plain = step(fused=False, match=False)
+    assert not torch.allclose(step(fused=True, match=False), plain, atol=1e-4)  # silently wrong
+    assert torch.allclose(step(fused=True, match=True), plain, atol=1e-6)
