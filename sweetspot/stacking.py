@@ -82,7 +82,7 @@ class Stacked(nn.Module):
     ``forward(x)`` runs every copy on the same input (students): a dense network as batched matrix
     products; any other, on the CPU, one copy after another, each with the torch RNG state the first
     started from, so that dropout draws one mask for all copies (a conv net's copies in the CPU's
-    channels-last layout: 11 General students 3.1 x as fast as through ``torch.func.vmap``, whose
+    channels-last layout: 11 General students 1.8 to 3.3 x as fast as through ``torch.func.vmap``, whose
     grouped convolutions oneDNN runs slowly, benchmarks/conv_speed.py); on a GPU through ``vmap``,
     with one mask for all copies too (``randomness="same"``).
 
