@@ -27,7 +27,7 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-from machine import FLAGS, describe
+from machine import FLAGS, cpu, describe
 
 from sweetspot.config import NetConfig
 from sweetspot.models import build_model, forward_macs
@@ -65,11 +65,7 @@ def machine_rate(steps: int) -> dict[str, float]:
 
 
 def bf16_units() -> bool:
-    from pathlib import Path
-
-    info = Path("/proc/cpuinfo")
-    flags = info.read_text() if info.is_file() else ""
-    return any(flag in flags for flag in FLAGS if "bf16" in flag)
+    return any("bf16" in flag for flag in cpu()[1] & set(FLAGS))
 
 
 def train_step(model: torch.nn.Module, batch: int, layout: str, precision: str) -> Callable[[], None]:

@@ -366,12 +366,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise KeyboardInterrupt
         counts = count_states(with_retries(study.get_trials, deepcopy=False))
         short = counts[TrialState.WAITING] + counts[TrialState.RUNNING] > 0
-        code = ended.exit_code(short)
-        for failure in ended.failures():
+        code, failures = ended.exit_code(short), ended.failures()
+        for failure in failures:
             level = "error" if code else "warning"
             after = "" if code else "; the other workers finished the study"
             print(f"sweetspot run: {level}: {failure}{after} (see {args.log_dir}/)", file=sys.stderr)
-        _summary(study, url, hint, ended.failures())
+        _summary(study, url, hint, failures)
         return code
     _summary(study, url, hint)
     return 0

@@ -64,8 +64,12 @@ def packages_to_allow(names: Iterable[str]) -> list[str]:
     """The top-level packages a later command must be given with --allow-import to follow the import
     paths among ``names`` (a config's architectures and dataset) from a study's stored config: those
     that ``$SWEETSPOT_IMPORTS`` does not list already."""
-    listed = {p.strip() for p in os.environ.get(IMPORTS_ENV, "").split(",") if p.strip()}
-    return sorted({_package(name) for name in names if is_import_path(name)} - listed)
+    return sorted({_package(name) for name in names if is_import_path(name)} - _listed())
+
+
+def _listed() -> set[str]:
+    """The packages ``$SWEETSPOT_IMPORTS`` lists (comma-separated)."""
+    return {p.strip() for p in os.environ.get(IMPORTS_ENV, "").split(",") if p.strip()}
 
 
 def _package(path: str) -> str:
@@ -74,8 +78,7 @@ def _package(path: str) -> str:
 
 
 def _allowed(path: str) -> bool:
-    listed = {p.strip() for p in os.environ.get(IMPORTS_ENV, "").split(",") if p.strip()}
-    return path in _trusted_paths or _package(path) in _allowed_packages | listed
+    return path in _trusted_paths or _package(path) in _allowed_packages | _listed()
 
 
 def load_callable(path: str, section: str) -> Callable[..., Any]:

@@ -156,23 +156,25 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
 }
 
 # Range checks per option: name -> (test, what is allowed)
+_AT_LEAST_1 = (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "an integer >= 1")
+_FRACTION = (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1, "a number in [0, 1)")
+_SWITCH = (lambda v: isinstance(v, bool), "true or false")
 _OPTION_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "width": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "an integer >= 1"),
+    "width": _AT_LEAST_1,
     "depth": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "an integer >= 0"),
-    "dropout": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1, "a number in [0, 1)"),
+    "dropout": _FRACTION,
     "channels": (lambda v: _int_list(v, 1) and len(v) > 0, "a non-empty list of integers >= 1"),
     "pool": (
         lambda v: isinstance(v, (list, tuple)) and all(x in (0, 1) and not isinstance(x, float) for x in v),
         "a list of 0 or 1",
     ),
     "hidden": (lambda v: _int_list(v, 1), "a list of integers >= 1"),
-    "batchnorm": (lambda v: isinstance(v, bool), "true or false"),
-    "stride": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "an integer >= 1"),
+    "batchnorm": _SWITCH,
+    "stride": _AT_LEAST_1,
     "activation": (lambda v: v in ACTIVATIONS, " or ".join(ACTIVATIONS)),
-    "negative_slope": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1,
-                       "a number in [0, 1)"),
+    "negative_slope": _FRACTION,
     "pool_stride": (lambda v: v in (1, 2) and not isinstance(v, bool), "1 (keep the size) or 2 (halve it)"),
-    "last_activation": (lambda v: isinstance(v, bool), "true or false"),
+    "last_activation": _SWITCH,
 }
 
 

@@ -243,13 +243,12 @@ def forget_artifact(study: optuna.Study, trial: FrozenTrial, artifact_id: str) -
     storage = study._storage
     backend = getattr(storage, "_backend", storage)
     if isinstance(backend, optuna.storages.RDBStorage):
-        delete_artifact_record(backend, trial._trial_id, artifact_id)
+        forget_record(backend, storage, trial._trial_id, artifact_id)
     elif hasattr(backend, "forget_artifact"):  # proxy.QueueProxy
         backend.forget_artifact(trial._trial_id, artifact_id)
     else:
         return  # a storage without records to delete (in memory, say): the trial keeps listing it
     trial.system_attrs.pop(ARTIFACT_KEY + artifact_id, None)
-    forget_cached(storage, trial._trial_id, artifact_id)
 
 
 def retire_record(study: optuna.Study, trial: FrozenTrial, artifact_id: str, note: str) -> None:
@@ -263,17 +262,18 @@ def retire_record(study: optuna.Study, trial: FrozenTrial, artifact_id: str, not
     add_to_note(storage, study._study_id, trial._trial_id, note)
 
 
-def delete_artifact_record(storage: optuna.storages.RDBStorage, trial_id: int, artifact_id: str) -> None:
+def forget_record(
+    database: optuna.storages.RDBStorage, cache: optuna.storages.BaseStorage, trial_id: int, artifact_id: str
+) -> None:
+    """The artifact's row deleted from the trial's system attributes in ``database``, and the record
+    from the finished trial Optuna's cache layer (``cache``, a ``_CachedStorage``) holds, if any: by
+    a direct worker, and by the storage proxy for its workers."""
     attrs = models.TrialSystemAttributeModel.__table__
-    with storage.engine.begin() as connection:
+    with database.engine.begin() as connection:
         connection.execute(
             sqlalchemy.delete(attrs).where(attrs.c.trial_id == trial_id, attrs.c.key == ARTIFACT_KEY + artifact_id)
         )
-
-
-def forget_cached(storage: optuna.storages.BaseStorage, trial_id: int, artifact_id: str) -> None:
-    """The record gone from the finished trial Optuna's cache layer (``_CachedStorage``) holds, if any."""
-    find = getattr(storage, "_get_cached_trial", None)
+    find = getattr(cache, "_get_cached_trial", None)
     cached = find(trial_id) if find is not None else None
     if cached is not None:
         cached.system_attrs.pop(ARTIFACT_KEY + artifact_id, None)

@@ -37,9 +37,8 @@ from sweetspot.optuna_internals import (
     QueueEmpty,
     QueueStorage,
     beat_or_log,
-    delete_artifact_record,
     experimental,
-    forget_cached,
+    forget_record,
     proxy_api,
 )
 from sweetspot.recovery import recover_stale
@@ -70,8 +69,7 @@ class QueueService(OptunaStorageProxyService):
             return api_pb2.SetTrialSystemAttributeReply()
         if request.key == FORGET_KEY:
             artifact_id = json.loads(request.value)
-            delete_artifact_record(self.queue, request.trial_id, artifact_id)
-            forget_cached(self.cached, request.trial_id, artifact_id)
+            forget_record(self.queue, self.cached, request.trial_id, artifact_id)
             return api_pb2.SetTrialSystemAttributeReply()
         return super().SetTrialSystemAttribute(request, context)
 

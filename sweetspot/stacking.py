@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -124,25 +124,31 @@ class Stacked(nn.Module):
     def _one_after_another(self, x: torch.Tensor, weights: dict[str, torch.Tensor]) -> torch.Tensor:
         """Every copy on the same ``x``, each from the RNG state the first started from (in training),
         so that their dropout masks are the same, as vmap's ``randomness="same"`` draws them."""
-        base = self._base[0]
-        slices = {n: w.unbind(0) for n, w in weights.items()}
         start = get_rng(x.device) if self.training else None
-        outputs = []
-        for s in range(len(self.weights[0])):
+
+        def same_rng(s: int) -> contextlib.AbstractContextManager[None]:
             if start is not None:
                 set_rng(start, x.device)
-            outputs.append(functional_call(base, {n: w[s] for n, w in slices.items()}, (x,)))
-        return torch.stack(outputs)
+            return contextlib.nullcontext()
+
+        return self._each_copy([x] * len(self.weights[0]), weights, same_rng)
 
     def _per_copy(self, x: torch.Tensor, weights: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Copy s on ``x[s]`` with its own weights (views of the stacked ones, so that their gradients
-        land in one stacked tensor) and, in training, its own RNG state."""
+        """Copy s on ``x[s]`` with its own weights and, in training, its own RNG state."""
+        return self._each_copy(x.unbind(0), weights, lambda s: self._own_rng(s, x.device))
+
+    def _each_copy(
+        self, inputs: Sequence[torch.Tensor], weights: dict[str, torch.Tensor],
+        rng: Callable[[int], contextlib.AbstractContextManager[None]],
+    ) -> torch.Tensor:
+        """Copy s on ``inputs[s]`` through the network's own layers, inside ``rng(s)``, with its
+        weights as views of the stacked ones (so that their gradients land in one stacked tensor)."""
         base = self._base[0]
         slices = {n: w.unbind(0) for n, w in weights.items()}
         outputs = []
-        for s, inputs in enumerate(x.unbind(0)):
-            with self._own_rng(s, inputs.device):
-                outputs.append(functional_call(base, {n: w[s] for n, w in slices.items()}, (inputs,)))
+        for s, x in enumerate(inputs):
+            with rng(s):
+                outputs.append(functional_call(base, {n: w[s] for n, w in slices.items()}, (x,)))
         return torch.stack(outputs)
 
     @contextlib.contextmanager
