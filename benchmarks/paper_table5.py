@@ -8,6 +8,11 @@ the paper's.
         [--teacher-batch 32] [--teacher-epochs 5] [--student-epochs 3] [--device cuda] [--out table5]
     .venv/bin/python benchmarks/paper_table5.py --tiny      # CPU, seconds: the whole path, in the tests
 
+Teacher seeds can run in separate processes (``--seed-indices 1``, ``--seed-indices 2``, each with its
+own ``--out``) and be put together afterwards, with nothing trained: ``--combine A/missing-class.csv
+B/missing-class.csv --out table5`` (runs of the same options only: the rows do not record them).
+``--checkpoints DIR`` keeps the trained teachers, for ``benchmarks/table5_ablation.py``.
+
 The paper's mean row (its small / large teacher), computed from the ten rows of its Fashion-MNIST table
 (the one whose rows are T-shirt ... Ankle boot; the text extraction in shared/paper puts it under the
 caption "Table 4"): T=3 83.4 / 0.3, T=9 72.3 / 3.2, T=20 49.4 / 3.5. The paper gives no training
@@ -31,8 +36,9 @@ import optuna
 import torch
 from machine import describe
 
+from sweetspot.checkpoints import CheckpointStore
 from sweetspot.config import config_from_dict
-from sweetspot.experiments import EXPERIMENTS, Setup, TeacherSpec
+from sweetspot.experiments import EXPERIMENTS, Setup, TeacherSpec, missing_class
 from sweetspot.experiments.missing_class import TEMPERATURES
 from sweetspot.export import ordered_front
 from sweetspot.objective import Objective
@@ -84,14 +90,25 @@ def main() -> None:
     parser.add_argument("--teachers", nargs="+", choices=("small", "large", "calibrated"),
                         default=["small", "large", "calibrated"], help="which teachers (default: all three)")
     parser.add_argument("--trials", type=int, default=8, help="trials of the calibrating study (default: 8)")
-    parser.add_argument("--teacher-seeds", type=int, default=3, help="teacher seeds per teacher (default: 3)")
+    parser.add_argument("--teacher-seeds", type=int, help="teacher seeds per teacher (default: 3; --tiny: 1)")
     parser.add_argument("--teacher-batch", type=int, default=32, help="small and large teachers' batch (Keras: 32)")
     parser.add_argument("--teacher-epochs", type=int, default=5, help="small and large teachers' epochs (Keras: 5)")
     parser.add_argument("--student-epochs", type=int, default=3, help="the General student's epochs (Keras: 3)")
+    parser.add_argument("--seed-indices", type=int, nargs="+", metavar="I",
+                        help="run only these of the teacher seeds (0 is the first; default: all)")
+    parser.add_argument("--checkpoints", type=Path, help="keep the trained teachers in this folder")
+    parser.add_argument("--combine", type=Path, nargs="+", metavar="CSV",
+                        help="put earlier runs' missing-class.csv together in --out, training nothing")
     parser.add_argument("--out", default="table5", help="folder of the missing-class CSV, markdown and figure")
     parser.add_argument("--data-dir")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if args.combine:
+        combine(args.combine, Path(args.out))
+        return
+    seeds = args.teacher_seeds or (1 if args.tiny else 3)
+    if args.seed_indices and not all(0 <= i < seeds for i in args.seed_indices):
+        parser.error(f"--seed-indices: each must be 0 to {seeds - 1} (--teacher-seeds {seeds})")
     print(describe())
     raw = study_config(args.tiny, 3 if args.tiny else args.trials)
     if args.data_dir:
@@ -112,40 +129,50 @@ def main() -> None:
         print(f"calibrating study: {config.n_trials} trials in {time.perf_counter() - start:.0f} s; best: batch "
               f"{calibrated.batch_size}, {calibrated.epochs} epochs", flush=True)
         teachers.append(calibrated)
-    seeds = 1 if args.tiny else args.teacher_seeds
-    setup = Setup(config, splits, tuple(teachers), split="test", teacher_seeds=seeds)
+    store = CheckpointStore(args.checkpoints, 2**40) if args.checkpoints else None
+    setup = Setup(config, splits, tuple(teachers), split="test", teacher_seeds=seeds, checkpoints=store,
+                  seed_indices=tuple(args.seed_indices) if args.seed_indices else None)
     print(f"teachers: {', '.join(f'{t.label} (batch {t.batch_size}, {t.epochs} epochs)' for t in teachers)}, "
           f"{seeds} teacher seeds each; student {config.student.arch}, {config.student.epochs} epochs at batch "
           f"{config.student.batch_size}; loss {config.distill.loss}", flush=True)
     start = time.perf_counter()
     EXPERIMENTS["missing-class"].run(setup, Path(args.out), lambda: print(".", end="", flush=True))
-    print(f"\nmissing-class: {len(teachers)} teachers x {seeds} seeds x {len(TEMPERATURES)} temperatures in "
-          f"{time.perf_counter() - start:.0f} s on {device}; outputs in {args.out}/\n")
-    rows = list(_rows(Path(args.out) / "missing-class.csv"))
+    print(f"\nmissing-class: {len(teachers)} teachers x {len(setup.seeded(teachers[0]))} seeds x {len(TEMPERATURES)} "
+          f"temperatures in {time.perf_counter() - start:.0f} s on {device}; outputs in {args.out}/\n")
+    print_mean_row(missing_class.read_rows(Path(args.out) / "missing-class.csv"))
+    if device.type == "cuda":
+        print(f"peak CUDA memory {torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB")
+
+
+def combine(paths: list[Path], out: Path) -> None:
+    """Several runs' rows (different teacher seeds of the same teachers) as one table."""
+    rows = [row for path in paths for row in missing_class.read_rows(path)]
+    keys = [(r["teacher"], r["teacher_seed"], r["temperature"], r["class"]) for r in rows]
+    if len(set(keys)) < len(keys):
+        raise SystemExit("--combine: the files share a teacher seed; combine runs of different --seed-indices")
+    missing_class.write(out, rows, "test")
+    print(f"{len(rows)} rows of {len(paths)} runs in {out}/\n")
+    print_mean_row(rows)
+
+
+def print_mean_row(rows: list[dict]) -> None:
+    """Table 5's mean row of each teacher (mean ± sd over its teacher seeds) beside the paper's."""
+    seeds = max(len({r["teacher_seed"] for r in rows if r["teacher"] == t}) for t in {r["teacher"] for r in rows})
     print("Table 5 mean row: student recall (%) on the missing class, mean over the classes (± sd over the "
-          f"{seeds} teacher seeds), test split, loss paper")
+          f"{seeds} teacher seeds), test split, loss {rows[0]['loss']}")
     print("| teacher | " + " | ".join(f"T={t}" for t in TEMPERATURES) + " |")
     print("|---|" + "---|" * len(TEMPERATURES))
     for teacher in dict.fromkeys(r["teacher"] for r in rows):
         cells = []
         for t in TEMPERATURES:
-            mine = [r for r in rows if r["teacher"] == teacher and int(r["temperature"]) == t]
-            by_seed = [100 * statistics.fmean(float(r["student_acc_on_class"]) for r in mine if r["teacher_seed"] == s)
+            mine = [r for r in rows if r["teacher"] == teacher and r["temperature"] == t]
+            by_seed = [100 * statistics.fmean(r["student_acc_on_class"] for r in mine if r["teacher_seed"] == s)
                        for s in dict.fromkeys(r["teacher_seed"] for r in mine)]
             sd = f" ± {statistics.stdev(by_seed):.1f}" if len(by_seed) > 1 else ""
             cells.append(f"{statistics.fmean(by_seed):.1f}{sd}")
         print(f"| {teacher} | " + " | ".join(cells) + " |")
     for name, row in PAPER_MEAN_ROW.items():
         print(f"| paper's {name} | " + " | ".join(f"{row[t]:.1f}" for t in TEMPERATURES) + " |")
-    if device.type == "cuda":
-        print(f"peak CUDA memory {torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB")
-
-
-def _rows(path: Path):
-    import csv
-
-    with open(path, newline="") as handle:
-        yield from csv.DictReader(handle)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Benchmarks that must keep running where no GPU is: their --tiny paths, on the CPU."""
 
+import csv
 import json
 import re
 import subprocess
@@ -21,6 +22,81 @@ def test_paper_table5_tiny_runs_the_whole_path_and_prints_the_mean_row(tmp_path)
     assert teachers[:2] == ["small", "large"] and teachers[2].startswith("calibrated (trial ")
     assert "| paper's small | 83.4 | 78.6 | 72.3 |" in out
     assert (tmp_path / "missing-class.csv").stat().st_size > 0
+
+
+def _table5(*args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, str(REPO / "benchmarks" / "paper_table5.py"), "--tiny", "--teachers", "small", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+
+
+def test_paper_table5_seeds_run_apart_and_combined_give_the_one_run_table(tmp_path):
+    both = _table5("--teacher-seeds", "2", "--out", str(tmp_path / "both"))
+    assert both.returncode == 0, both.stderr
+    for i in (0, 1):
+        apart = _table5("--teacher-seeds", "2", "--seed-indices", str(i), "--out", str(tmp_path / f"seed{i}"))
+        assert apart.returncode == 0, apart.stderr
+        assert "1 teachers x 1 seeds x 6 temperatures" in apart.stdout
+    combined = _table5("--combine", str(tmp_path / "seed0" / "missing-class.csv"),
+                       str(tmp_path / "seed1" / "missing-class.csv"), "--out", str(tmp_path / "combined"))
+    assert combined.returncode == 0, combined.stderr
+    for name in ("missing-class.csv", "missing-class.md"):
+        assert (tmp_path / "combined" / name).read_text() == (tmp_path / "both" / name).read_text()
+    assert "over 2 teacher seeds per teacher" in (tmp_path / "combined" / "missing-class.md").read_text()
+    assert both.stdout.split("Table 5 mean row")[1] == combined.stdout.split("Table 5 mean row")[1]
+
+    twice = _table5("--combine", str(tmp_path / "seed0" / "missing-class.csv"),
+                    str(tmp_path / "seed0" / "missing-class.csv"), "--out", str(tmp_path / "twice"))
+    assert twice.returncode == 1 and twice.stderr.strip().splitlines() == [
+        "--combine: the files share a teacher seed; combine runs of different --seed-indices"]
+    assert not (tmp_path / "twice").exists()
+    beyond = _table5("--teacher-seeds", "2", "--seed-indices", "2", "--out", str(tmp_path / "beyond"))
+    assert beyond.returncode == 2 and "--seed-indices: each must be 0 to 1 (--teacher-seeds 2)" in beyond.stderr
+    assert "Traceback" not in beyond.stderr and not (tmp_path / "beyond").exists()
+
+
+def test_table5_ablation_tiny_its_recipe_is_paper_table5s_row_and_variants_are_paired(tmp_path):
+    table5 = _table5("--out", str(tmp_path / "table5"))
+    assert table5.returncode == 0, table5.stderr
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "table5_ablation.py"), "--tiny", "--variants",
+                             "recipe", "hinton", "teacher-epochs-2", "--out", str(tmp_path / "ablation")],
+                            capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stderr
+    with open(tmp_path / "table5" / "missing-class.csv") as handle:
+        at_9 = {r["class"]: r["student_acc_on_class"] for r in csv.DictReader(handle) if r["temperature"] == "9"}
+    with open(tmp_path / "ablation" / "ablation.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    # the ablation's recipe is the table's T = 9 column, class by class
+    assert {r["class"]: r["student_acc_on_class"] for r in rows if r["variant"] == "recipe"} == at_9
+    assert [r["variant"] for r in rows[::10]] == ["recipe", "hinton", "teacher-epochs-2"]
+    table = [line.split(" | ") for line in result.stdout.splitlines() if line.startswith("| ")]
+    lines = {cells[0][2:]: cells for cells in table}
+    assert lines["recipe"][3] == "0.0"  # the recipe against itself
+    hinton = [float(r["student_acc_on_class"]) for r in rows if r["variant"] == "hinton"]
+    recipe = [float(v) for v in at_9.values()]
+    assert lines["hinton"][3] == f"{100 * (sum(hinton) - sum(recipe)) / 10:.1f}"
+
+    # the recipe taken from the table instead of trained again: the same rows and table
+    reused = subprocess.run([sys.executable, str(REPO / "benchmarks" / "table5_ablation.py"), "--tiny", "--variants",
+                             "recipe", "--recipe-from", str(tmp_path / "table5" / "missing-class.csv"), "--out",
+                             str(tmp_path / "reused")], capture_output=True, text=True, timeout=600, check=False)
+    assert reused.returncode == 0, reused.stderr
+    assert "teacher seed 0, recipe" not in reused.stdout  # not trained
+    assert (tmp_path / "reused" / "ablation.csv").read_text().splitlines() == (
+        tmp_path / "ablation" / "ablation.csv").read_text().splitlines()[:11]
+
+    # variants run apart, the recipe added when they are put together: the same table
+    apart = subprocess.run([sys.executable, str(REPO / "benchmarks" / "table5_ablation.py"), "--tiny", "--variants",
+                            "hinton", "--out", str(tmp_path / "apart")], capture_output=True, text=True, timeout=600,
+                           check=False)
+    assert apart.returncode == 0, apart.stderr
+    assert "| hinton | " in apart.stdout and " | - | " in apart.stdout  # no recipe: no difference
+    combined = subprocess.run([sys.executable, str(REPO / "benchmarks" / "table5_ablation.py"), "--combine",
+                               str(tmp_path / "apart" / "ablation.csv"), "--recipe-from",
+                               str(tmp_path / "table5" / "missing-class.csv"), "--out", str(tmp_path / "combined")],
+                              capture_output=True, text=True, timeout=600, check=False)
+    assert combined.returncode == 0, combined.stderr
+    assert [line for line in combined.stdout.splitlines() if line.startswith("| hinton")] == [
+        line for line in result.stdout.splitlines() if line.startswith("| hinton")]
 
 
 def test_dataset_memory_prints_what_a_loaded_dataset_holds_and_says_what_is_missing(tmp_path):

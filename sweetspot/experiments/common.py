@@ -58,11 +58,15 @@ class Setup:
     classes: tuple[int, ...] | None = None
     teacher_seeds: int = 1
     checkpoints: CheckpointStore | None = None  # where teachers are kept between experiments (None: nowhere)
+    seed_indices: tuple[int, ...] | None = None  # which of the teacher seeds this run trains (None: all)
 
     def seeded(self, spec: TeacherSpec) -> list[TeacherSpec]:
         """``spec`` once per teacher seed: its own seed first, then the seeds ``export --confirm``
-        gives the same teacher (``trial.teacher_seeds``)."""
-        return [replace(spec, seed=s) for s in teacher_seeds(spec.seed, self.teacher_seeds)]
+        gives the same teacher (``trial.teacher_seeds``); only those of ``seed_indices`` where given,
+        so that one experiment's seeds can run in several processes and be combined afterwards."""
+        seeds = teacher_seeds(spec.seed, self.teacher_seeds)
+        chosen = range(len(seeds)) if self.seed_indices is None else self.seed_indices
+        return [replace(spec, seed=seeds[i]) for i in chosen]
 
 
 def parse_teacher(text: str) -> TeacherSpec:
@@ -215,8 +219,8 @@ def column(rows: Sequence[dict[str, Any]], key: str) -> list[Any]:
     return [r[key] for r in rows]
 
 
-def seeds_note(setup: Setup) -> str:
+def seeds_note(teacher_seeds: int) -> str:
     """What a table's ± means, for its caption."""
-    if setup.teacher_seeds == 1:
+    if teacher_seeds == 1:
         return "one teacher seed per teacher (no sd: run with --teacher-seeds 3 or more for mean ± sd)"
-    return f"mean ± sd over {setup.teacher_seeds} teacher seeds per teacher"
+    return f"mean ± sd over {teacher_seeds} teacher seeds per teacher"

@@ -94,7 +94,8 @@ def _markdown(rows: list[dict[str, Any]], teachers: list[str], setup: Setup) -> 
         mine = by(rows, teacher=teacher)
         table.append([teacher, *(spread(accs) for accs in _curve(mine).values()), enough(mine)])
     return (
-        f"Student accuracy (%) on the {setup.split} split by transfer examples per class ({seeds_note(setup)}); the "
+        f"Student accuracy (%) on the {setup.split} split by transfer examples per class "
+        f"({seeds_note(setup.teacher_seeds)}); the "
         f"last column is the smallest number whose mean is within {100 * WITHIN:.0f} point of the full transfer "
         "set's.\n\n" + markdown_table(["teacher", *map(str, sizes), "enough"], table)
     )

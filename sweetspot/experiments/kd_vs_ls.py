@@ -116,7 +116,8 @@ def _markdown(rows: list[dict[str, Any]], setup: Setup) -> str:
     t = setup.config.distill.temperature
     return (
         f"Student accuracy (%) on the {setup.split} split after KD from each teacher at T={t:g} and after label "
-        f"smoothing at the teacher's matched gamma ({seeds_note(setup)}); side: KD when KD beats LS on the classes "
+        f"smoothing at the teacher's matched gamma ({seeds_note(setup.teacher_seeds)}); side: KD when KD beats LS "
+        "on the classes "
         f"both students saw by more than {100 * SIDE_MARGIN:.0f} point and by more than twice the sd, LS when by "
         "no more than that point, unclear in between. LS can never teach a withheld class, so the withheld "
         "classes are reported apart and decide nothing.\n\n"

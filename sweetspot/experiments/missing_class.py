@@ -14,6 +14,7 @@ teacher does. Both figures are reported.
 
 from __future__ import annotations
 
+import csv
 import statistics
 from pathlib import Path
 from typing import Any
@@ -49,33 +50,49 @@ def work(setup: Setup) -> int:
 
 
 def run(setup: Setup, out: Path, tick: Tick) -> list[Path]:
-    x_eval, y_eval = setup.splits.evaluation(setup.split)
     rows = []
     ks = classes(setup)
     for spec in setup.teachers:
         for seeded in setup.seeded(spec):
-            rows += _students(setup, seeded, ks, x_eval, y_eval, tick)
+            rows += teacher_rows(setup, seeded, ks, TEMPERATURES, tick)
+    return write(out, rows, setup.split)
+
+
+def write(out: Path, rows: list[dict[str, Any]], split: str) -> list[Path]:
+    """The CSV, markdown and figure of ``rows``: one run's, or several runs' of the same teachers
+    and settings on different teacher seeds, put together (``benchmarks/paper_table5.py --combine``)."""
     teachers = list(dict.fromkeys(r["teacher"] for r in rows))
     return write_outputs(
         out,
         NAME,
         rows,
-        _markdown(rows, teachers, setup),
+        _markdown(rows, teachers, split),
         lambda fig: _draw(fig, rows, teachers),
         (4.2 * (len(teachers) + 1), 3.8),
     )
 
 
-def _students(setup: Setup, spec: TeacherSpec, ks: tuple[int, ...], x_eval: Any, y_eval: Any,
-              tick: Tick) -> list[dict[str, Any]]:
-    """One teacher at one seed: at each T, its K students (one per missing class, trained at once)."""
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """The rows of a ``missing-class.csv`` as ``run`` made them (numbers as numbers)."""
+    kinds = {"teacher_seed": int, "class": int, "temperature": int}
+    text = ("teacher", "class_name", "loss")
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return [{k: v if k in text else kinds.get(k, float)(v) for k, v in row.items()} for row in rows]
+
+
+def teacher_rows(setup: Setup, spec: TeacherSpec, ks: tuple[int, ...], temperatures: tuple[float, ...],
+                 tick: Tick) -> list[dict[str, Any]]:
+    """One teacher at one seed: at each T, its K students (one per missing class, trained at once),
+    a row per class, scored on ``setup.split``."""
     config, splits = setup.config, setup.splits
+    x_eval, y_eval = splits.evaluation(setup.split)
     rows = []
     teacher = train_teacher(setup, spec)
     logits = predict_logits(teacher, splits.x_train)
     teacher_val = predict_logits(teacher, splits.x_val)  # reference for the bias shift: no labels used
     teacher_eval = predict_logits(teacher, x_eval)
-    for t in TEMPERATURES:
+    for t in temperatures:
         students = train_missing_class_students(config, splits, logits, ks, t)  # one per k, at once
         students_val, students_eval = predict_logits(students, splits.x_val), predict_logits(students, x_eval)
         for k, student_val, student_eval in zip(ks, students_val, students_eval):
@@ -103,11 +120,12 @@ def _class_means(rows: list[dict[str, Any]], key: str) -> list[float]:
     return [statistics.fmean(column(by(rows, teacher_seed=s), key)) for s in seeds]
 
 
-def _markdown(rows: list[dict[str, Any]], teachers: list[str], setup: Setup) -> str:
+def _markdown(rows: list[dict[str, Any]], teachers: list[str], split: str) -> str:
     loss = rows[0]["loss"]
+    seeds = max(len(set(column(by(rows, teacher=t), "teacher_seed"))) for t in teachers)
     parts = [
-        f"Student accuracy (%) on the class missing from the transfer set ({setup.split} split, loss {loss}; "
-        f"{seeds_note(setup)}). Rows: the missing class (raw); the mean over the classes, raw and with Hinton's "
+        f"Student accuracy (%) on the class missing from the transfer set ({split} split, loss {loss}; "
+        f"{seeds_note(seeds)}). Rows: the missing class (raw); the mean over the classes, raw and with Hinton's "
         "bias correction; the teacher's entropy at T.\n"
     ]
     for teacher in teachers:

@@ -122,7 +122,8 @@ def run(setup: Setup, out: Path, tick: Tick) -> list[Path]:
         f"Penultimate-layer activations of {sizes} {setup.split} examples of {names}, projected on the "
         "plane through their templates. Width: a cluster's spread across its main axis over the distance between "
         "centroids (larger: the class reaches toward the others, similarity kept); elongation: its major over "
-        f"minor axis (large: stretched along its own template only). {seeds_note(setup).capitalize()}; the "
+        "minor axis (large: stretched along its own template only). "
+        f"{seeds_note(setup.teacher_seeds).capitalize()}; the "
         "figure shows each teacher's first seed.\n\n"
         + markdown_table(["teacher", "width", "elongation", f"entropy at T={config.distill.temperature:g}"], summary)
     )

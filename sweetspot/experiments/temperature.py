@@ -75,7 +75,8 @@ def run(setup: Setup, out: Path, tick: Tick) -> list[Path]:
                 )
             tick()
     groups = list(dict.fromkeys(r["group"] for r in rows))
-    markdown = f"Mean normalised entropy of the soft labels on the training split ({seeds_note(setup)}).\n\n"
+    note = seeds_note(setup.teacher_seeds)
+    markdown = f"Mean normalised entropy of the soft labels on the training split ({note}).\n\n"
     return write_outputs(
         out,
         NAME,
