@@ -99,6 +99,17 @@ def _classes(text: str) -> tuple[int, ...]:
 _classes.render = lambda value: ",".join(map(str, value)) or "none"  # type: ignore[attr-defined]  # for worker_argv
 
 
+def _temperatures(text: str) -> tuple[float, ...]:
+    """``--temperatures 3,9,20``: positive and finite; a whole number is kept as an int (T=9, not 9.0)."""
+    try:
+        values = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        values = ()
+    if not values or not all(0 < t < float("inf") for t in values):
+        raise argparse.ArgumentTypeError(f"must be positive temperatures separated by commas; got {text!r}")
+    return tuple(int(t) if t.is_integer() else t for t in values)
+
+
 def _with_transfer_flags(args: argparse.Namespace, config: Any, *, study: bool = True) -> Any:
     """``--withheld`` and ``--examples-per-class`` over the config's distill section, checked as
     the config is (they change the experiment, so a study made without them refuses them).
@@ -482,6 +493,8 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     experiment = EXPERIMENTS[args.name]
     if args.classes is not None and not experiment.takes_classes:
         raise ConfigError(f"--classes: only missing-class and penultimate take it, not {args.name}")
+    if args.temperatures is not None and not experiment.takes_temperatures:
+        raise ConfigError(f"--temperatures: only missing-class takes it, not {args.name}")
     config = _with_transfer_flags(args, _with_data_flags(args, load_config(args.config)), study=False)
     with _given("--teacher"):
         teachers = [parse_teacher(t) for t in args.teacher or []]
@@ -504,7 +517,8 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     if args.checkpoints:
         with _given("--checkpoints"):
             checkpoints = CheckpointStore(Path(args.checkpoints), args.checkpoint_mb * 2**20)
-    setup = Setup(config, splits, tuple(teachers), args.split, args.classes, args.teacher_seeds, checkpoints)
+    setup = Setup(config, splits, tuple(teachers), args.split, args.classes, args.teacher_seeds, checkpoints,
+                  temperatures=args.temperatures)
     with _given("--classes"):
         work = experiment.work(setup)  # checks what an experiment needs of its classes
     with tqdm(total=work, unit="step", disable=args.no_progress) as bar:
@@ -924,6 +938,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="K,K",
         help="missing-class: the classes to leave out in turn (default: all); "
         "penultimate: its three classes (default: 0,1,2)",
+    )
+    experiment.add_argument(
+        "--temperatures",
+        type=_temperatures,
+        metavar="T,T",
+        help="missing-class: the temperatures to distil at (default: 3,6,9,12,15,20, the paper's)",
     )
     experiment.add_argument(
         "--teacher-seeds",

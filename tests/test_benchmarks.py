@@ -55,8 +55,9 @@ def test_paper_table5_seeds_run_apart_and_combined_give_the_one_run_table(tmp_pa
 
 
 def test_table5_ablation_tiny_its_recipe_is_paper_table5s_row_and_variants_are_paired(tmp_path):
-    table5 = _table5("--out", str(tmp_path / "table5"))
+    table5 = _table5("--temperatures", "9", "4.5", "--out", str(tmp_path / "table5"))
     assert table5.returncode == 0, table5.stderr
+    assert "| teacher | T=9 | T=4.5 |" in table5.stdout and "| paper's small | 72.3 | - |" in table5.stdout
     result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "table5_ablation.py"), "--tiny", "--variants",
                              "recipe", "hinton", "teacher-epochs-2", "--out", str(tmp_path / "ablation")],
                             capture_output=True, text=True, timeout=600, check=False)

@@ -157,6 +157,15 @@ def test_missing_class_reports_raw_and_bias_corrected_accuracy(cli, tiny_config_
     assert cli(*args, "--out", tmp_path / "b")[0] == 0
     assert (tmp_path / "b" / "missing-class.csv").read_text() == (tmp_path / "a" / "missing-class.csv").read_text()
 
+    # --temperatures: those columns only, each the same students as in the full run
+    code, _, err = cli(*args, "--temperatures", "20,9", "--out", tmp_path / "c")
+    assert code == 0, err
+    chosen = rows_of(tmp_path / "c" / "missing-class.csv")
+    assert [r["temperature"] for r in chosen[:4]] == ["20", "20", "9", "9"]
+    assert sorted(chosen, key=str) == sorted((r for r in rows if r["temperature"] in ("9", "20")), key=str)
+    header = next(line for line in (tmp_path / "c" / "missing-class.md").read_text().splitlines() if "| T=" in line)
+    assert header == "| missing class | T=20 | T=9 |"
+
 
 def test_examples_per_class_ends_with_the_full_transfer_set(cli, tiny_config_file, tmp_path):
     code, _, err = cli(
@@ -274,6 +283,10 @@ def test_experiment_input_errors_are_one_line(cli, tiny_config_file, tmp_path):
             "--classes: penultimate needs three different classes",
         ),
         (("kd-vs-ls", "--teacher", "1:1", "--classes", "1"), "only missing-class and penultimate"),
+        (("kd-vs-ls", "--teacher", "1:1", "--temperatures", "9"), "--temperatures: only missing-class takes it"),
+        (("missing-class", "--teacher", "1:1", "--temperatures", "9,0"), "must be positive temperatures"),
+        (("missing-class", "--teacher", "1:1", "--temperatures", "x"), "must be positive temperatures"),
+        (("missing-class", "--teacher", "1:1", "--temperatures", "inf"), "must be positive temperatures"),
         (("missing-class", "--teacher", "a=1:1", "--teacher", "a=2:1"), "same label"),
         (("missing-class", "--teacher", "1:1", "--classes", "3,12"), "classes 0 to 9"),
         (("missing-class", "--teacher", "1:1", "--classes", "none"), "classes 0 to 9"),

@@ -20,11 +20,12 @@ class Experiment:
     work: Callable[[Setup], int]  # units of work, for the progress bar
     run: Callable[[Setup, Path, Tick], list[Path]]  # writes the outputs, returns their paths
     takes_classes: bool  # whether --classes means something to it
+    takes_temperatures: bool = False  # whether --temperatures does
 
 
 EXPERIMENTS: dict[str, Experiment] = {
     temperature.NAME: Experiment(temperature.work, temperature.run, False),
-    missing_class.NAME: Experiment(missing_class.work, missing_class.run, True),
+    missing_class.NAME: Experiment(missing_class.work, missing_class.run, True, takes_temperatures=True),
     examples_per_class.NAME: Experiment(examples_per_class.work, examples_per_class.run, False),
     penultimate.NAME: Experiment(penultimate.work, penultimate.run, True),
     kd_vs_ls.NAME: Experiment(kd_vs_ls.work, kd_vs_ls.run, False),

@@ -59,6 +59,7 @@ class Setup:
     teacher_seeds: int = 1
     checkpoints: CheckpointStore | None = None  # where teachers are kept between experiments (None: nowhere)
     seed_indices: tuple[int, ...] | None = None  # which of the teacher seeds this run trains (None: all)
+    temperatures: tuple[float, ...] | None = None  # missing-class's temperatures (None: the paper's)
 
     def seeded(self, spec: TeacherSpec) -> list[TeacherSpec]:
         """``spec`` once per teacher seed: its own seed first, then the seeds ``export --confirm``

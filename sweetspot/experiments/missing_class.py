@@ -45,8 +45,12 @@ def classes(setup: Setup) -> tuple[int, ...]:
     return setup.classes if setup.classes is not None else tuple(range(setup.splits.n_classes))
 
 
+def temperatures(setup: Setup) -> tuple[float, ...]:
+    return setup.temperatures if setup.temperatures is not None else TEMPERATURES
+
+
 def work(setup: Setup) -> int:
-    return len(setup.teachers) * setup.teacher_seeds * len(TEMPERATURES)
+    return len(setup.teachers) * len(setup.seeded(setup.teachers[0])) * len(temperatures(setup))
 
 
 def run(setup: Setup, out: Path, tick: Tick) -> list[Path]:
@@ -54,7 +58,7 @@ def run(setup: Setup, out: Path, tick: Tick) -> list[Path]:
     ks = classes(setup)
     for spec in setup.teachers:
         for seeded in setup.seeded(spec):
-            rows += teacher_rows(setup, seeded, ks, TEMPERATURES, tick)
+            rows += teacher_rows(setup, seeded, ks, temperatures(setup), tick)
     return write(out, rows, setup.split)
 
 
@@ -74,11 +78,17 @@ def write(out: Path, rows: list[dict[str, Any]], split: str) -> list[Path]:
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
     """The rows of a ``missing-class.csv`` as ``run`` made them (numbers as numbers)."""
-    kinds = {"teacher_seed": int, "class": int, "temperature": int}
+    kinds = {"teacher_seed": int, "class": int, "temperature": _number}
     text = ("teacher", "class_name", "loss")
     with open(path, newline="") as handle:
         rows = list(csv.DictReader(handle))
     return [{k: v if k in text else kinds.get(k, float)(v) for k, v in row.items()} for row in rows]
+
+
+def _number(text: str) -> float:
+    """A temperature as it was written: 9 for "9", 4.5 for "4.5"."""
+    value = float(text)
+    return int(value) if value.is_integer() else value
 
 
 def teacher_rows(setup: Setup, spec: TeacherSpec, ks: tuple[int, ...], temperatures: tuple[float, ...],
@@ -122,6 +132,7 @@ def _class_means(rows: list[dict[str, Any]], key: str) -> list[float]:
 
 def _markdown(rows: list[dict[str, Any]], teachers: list[str], split: str) -> str:
     loss = rows[0]["loss"]
+    ts = list(dict.fromkeys(column(rows, "temperature")))
     seeds = max(len(set(column(by(rows, teacher=t), "teacher_seed"))) for t in teachers)
     parts = [
         f"Student accuracy (%) on the class missing from the transfer set ({split} split, loss {loss}; "
@@ -134,24 +145,25 @@ def _markdown(rows: list[dict[str, Any]], teachers: list[str], split: str) -> st
         for k in dict.fromkeys(column(mine, "class")):
             cells = by(mine, **{"class": k})
             table.append([cells[0]["class_name"],
-                          *(spread(column(by(cells, temperature=t), "student_acc_on_class")) for t in TEMPERATURES)])
-        at = [by(mine, temperature=t) for t in TEMPERATURES]
+                          *(spread(column(by(cells, temperature=t), "student_acc_on_class")) for t in ts)])
+        at = [by(mine, temperature=t) for t in ts]
         table.append(["**mean**", *(f"**{spread(_class_means(c, 'student_acc_on_class'))}**" for c in at)])
         table.append(["mean, bias-corrected", *(spread(_class_means(c, "corrected_acc_on_class")) for c in at)])
         table.append(["entropy at T", *(spread(_class_means(c, "teacher_entropy"), 1, 3) for c in at)])
-        parts.append(f"### {teacher}\n\n" + markdown_table(["missing class", *(f"T={t}" for t in TEMPERATURES)], table))
+        parts.append(f"### {teacher}\n\n" + markdown_table(["missing class", *(f"T={t}" for t in ts)], table))
     return "\n".join(parts)
 
 
 def _draw(fig: Any, rows: list[dict[str, Any]], teachers: list[str]) -> None:
     axes = fig.subplots(1, len(teachers) + 1, squeeze=False)[0]
+    ts = list(dict.fromkeys(column(rows, "temperature")))
     summary = axes[0]
     for i, teacher in enumerate(teachers):
         mine = by(rows, teacher=teacher)
         for key, marker, style, suffix in (("student_acc_on_class", "o", "-", ""),
                                            ("corrected_acc_on_class", "x", "--", ", bias-corrected")):
-            stats = [mean_sd(_class_means(by(mine, temperature=t), key)) for t in TEMPERATURES]
-            summary.errorbar(TEMPERATURES, [100 * m for m, _ in stats], yerr=[100 * sd for _, sd in stats],
+            stats = [mean_sd(_class_means(by(mine, temperature=t), key)) for t in ts]
+            summary.errorbar(ts, [100 * m for m, _ in stats], yerr=[100 * sd for _, sd in stats],
                              marker=marker, linestyle=style, capsize=2, color=f"C{i}", label=teacher + suffix)
     summary.set(
         title="mean over missing classes", xlabel="temperature T", ylabel="accuracy on missing class (%)", ylim=(0, 100)
@@ -162,13 +174,13 @@ def _draw(fig: Any, rows: list[dict[str, Any]], teachers: list[str]) -> None:
         mine = by(rows, teacher=teacher)
         ks = list(dict.fromkeys(column(mine, "class")))
         grid = [[100 * statistics.fmean(column(by(mine, temperature=t, **{"class": k}), "student_acc_on_class"))
-                 for t in TEMPERATURES] for k in ks]
+                 for t in ts] for k in ks]
         image = ax.imshow(grid, vmin=0, vmax=100, cmap="viridis", aspect="auto")
         ax.set(
             title=teacher,
             xlabel="temperature T",
-            xticks=range(len(TEMPERATURES)),
-            xticklabels=TEMPERATURES,
+            xticks=range(len(ts)),
+            xticklabels=ts,
             yticks=range(len(ks)),
             yticklabels=[by(mine, **{"class": k})[0]["class_name"] for k in ks],
         )
