@@ -53,15 +53,20 @@ PAPER_MEAN_ROW = {  # the mean of the Fashion-MNIST table's ten rows (T-shirt ..
 }
 
 
-def study_config(tiny: bool, trials: int) -> dict:
-    """The short study that calibrates the large teacher (objective: the missing-class recall)."""
+KERAS_TEACHER = (32, 5)  # batch, epochs: Keras's knowledge-distillation example
+KERAS_STUDENT_EPOCHS = 3
+
+
+def study_config(tiny: bool, trials: int, student_epochs: int = KERAS_STUDENT_EPOCHS) -> dict:
+    """The short study that calibrates the large teacher (objective: the missing-class recall), and
+    the student every teacher is distilled into (``student_epochs`` of it; --tiny: its own)."""
     if tiny:
         teacher = {"arch": "convnet", "channels": [8, 8], "pool": [1, 1]}
         student = {"arch": "convnet", "channels": [4], "pool": [1], "epochs": 3, "batch_size": 64, "lr": 0.01}
         data, batches, epochs = {"name": "digits"}, [64, 512], [1, 6]
     else:
         teacher = {"arch": "paper-fashion-mnist-large"}
-        student = {"arch": "paper-fashion-mnist-general", "epochs": 10, "batch_size": 256, "lr": 0.001}
+        student = {"arch": "paper-fashion-mnist-general", "epochs": student_epochs, "batch_size": 256, "lr": 0.001}
         data, batches, epochs = {"name": "fashion-mnist"}, [64, 4096], [1, 20]
     return {
         "name": "paper-table5", "n_trials": trials, "seed": 0,
@@ -92,9 +97,12 @@ def main() -> None:
                         default=["small", "large", "calibrated"], help="which teachers (default: all three)")
     parser.add_argument("--trials", type=int, default=8, help="trials of the calibrating study (default: 8)")
     parser.add_argument("--teacher-seeds", type=int, help="teacher seeds per teacher (default: 3; --tiny: 1)")
-    parser.add_argument("--teacher-batch", type=int, default=32, help="small and large teachers' batch (Keras: 32)")
-    parser.add_argument("--teacher-epochs", type=int, default=5, help="small and large teachers' epochs (Keras: 5)")
-    parser.add_argument("--student-epochs", type=int, default=3, help="the General student's epochs (Keras: 3)")
+    parser.add_argument("--teacher-batch", type=int, default=KERAS_TEACHER[0],
+                        help="small and large teachers' batch (Keras: 32)")
+    parser.add_argument("--teacher-epochs", type=int, default=KERAS_TEACHER[1],
+                        help="small and large teachers' epochs (Keras: 5)")
+    parser.add_argument("--student-epochs", type=int, default=KERAS_STUDENT_EPOCHS,
+                        help="the General student's epochs (Keras: 3)")
     parser.add_argument("--temperatures", type=float, nargs="+", metavar="T",
                         help="distil at these temperatures only (default: the paper's 3 6 9 12 15 20)")
     parser.add_argument("--seed-indices", type=int, nargs="+", metavar="I",
@@ -113,11 +121,9 @@ def main() -> None:
     if args.seed_indices and not all(0 <= i < seeds for i in args.seed_indices):
         parser.error(f"--seed-indices: each must be 0 to {seeds - 1} (--teacher-seeds {seeds})")
     print(describe())
-    raw = study_config(args.tiny, 3 if args.tiny else args.trials)
+    raw = study_config(args.tiny, 3 if args.tiny else args.trials, args.student_epochs)
     if args.data_dir:
         raw["data"]["data_dir"] = args.data_dir
-    if not args.tiny:
-        raw["student"]["epochs"] = args.student_epochs
     config = config_from_dict(raw)
     device = resolve_device(args.device)
     splits = prepare(config, device)

@@ -25,7 +25,7 @@ from typing import Any
 
 import optuna
 from machine import describe
-from paper_table5 import study_config
+from paper_table5 import KERAS_TEACHER, study_config
 
 from sweetspot.checkpoints import CheckpointStore
 from sweetspot.config import StudyConfig, config_from_dict
@@ -115,10 +115,13 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser,
     config = config_from_dict(raw)
     device = resolve_device(args.device)
     splits = prepare(config, device)
-    recipe = TeacherSpec("small", "convnet" if args.tiny else "paper-fashion-mnist-small", *((64, 2) if args.tiny
-                                                                                            else (32, 5)))
+    recipe = TeacherSpec("small", "convnet" if args.tiny else "paper-fashion-mnist-small",
+                         *((64, 2) if args.tiny else KERAS_TEACHER))
     store = CheckpointStore(args.checkpoints, 2**40) if args.checkpoints else None
     names = [v for v in VARIANTS if v in args.variants and not (v == "recipe" and args.recipe_from)]
+    print(f"recipe: teacher {recipe.arch} at batch {recipe.batch_size} for {recipe.epochs} epochs; student "
+          f"{config.student.arch} {config.student.epochs} epochs at batch {config.student.batch_size}; loss "
+          f"{config.distill.loss}, alpha {config.distill.alpha}, T={temperature}", flush=True)
     rows = []
     for i in indices:
         for name in names:
