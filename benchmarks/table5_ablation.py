@@ -81,10 +81,10 @@ def main() -> None:
         seeds = {r["teacher_seed"] for r in rows}
     else:
         rows, seeds = run(args, parser, temperature)
-    if args.recipe_from:
+    if args.recipe_from:  # for the seeds whose recipe no run here trained
+        seeds -= {r["teacher_seed"] for r in rows if r["variant"] == "recipe"}
         rows = [{"variant": "recipe", **r} for path in args.recipe_from for r in missing_class.read_rows(path)
-                if r["teacher"] == "small" and r["temperature"] == temperature and r["teacher_seed"] in seeds] + [
-                    r for r in rows if r["variant"] != "recipe"]
+                if r["teacher"] == "small" and r["temperature"] == temperature and r["teacher_seed"] in seeds] + rows
     print(save(rows, args.out))
 
 
@@ -165,14 +165,14 @@ def summary(rows: list[dict[str, Any]]) -> str:
                   and s in reference["student_acc_on_class"]]
         paired_corrected = [corrected[s] - reference["corrected_acc_on_class"][s] for s in seeds if s in corrected
                             and s in reference["corrected_acc_on_class"]]
-        table.append([name, VARIANTS[name][0], spread(list(raw.values())), spread(paired),
+        table.append([name, VARIANTS[name][0], len(raw), spread(list(raw.values())), spread(paired),
                       spread(list(corrected.values())), spread(paired_corrected),
                       spread(list(per_seed(name, "student_acc").values()))])
     t = float(rows[0]["temperature"])
     return (f"Student recall (%) on the missing class, mean over the classes, at T={t:g}, test split; mean ± sd over "
             f"{len(seeds)} teacher seed{'s' * (len(seeds) > 1)} ({', '.join(map(str, seeds))}); Δ: the paired "
             "difference to the recipe.\n\n"
-            + markdown_table(["variant", "change", "recall", "Δ recall", "bias-corrected", "Δ corrected",
+            + markdown_table(["variant", "change", "seeds", "recall", "Δ recall", "bias-corrected", "Δ corrected",
                               "student acc (all classes, k-less students)"], table))
 
 

@@ -71,10 +71,10 @@ def test_table5_ablation_tiny_its_recipe_is_paper_table5s_row_and_variants_are_p
     assert [r["variant"] for r in rows[::10]] == ["recipe", "hinton", "teacher-epochs-2"]
     table = [line.split(" | ") for line in result.stdout.splitlines() if line.startswith("| ")]
     lines = {cells[0][2:]: cells for cells in table}
-    assert lines["recipe"][3] == "0.0"  # the recipe against itself
+    assert lines["recipe"][2] == "1" and lines["recipe"][4] == "0.0"  # one seed; the recipe against itself
     hinton = [float(r["student_acc_on_class"]) for r in rows if r["variant"] == "hinton"]
     recipe = [float(v) for v in at_9.values()]
-    assert lines["hinton"][3] == f"{100 * (sum(hinton) - sum(recipe)) / 10:.1f}"
+    assert lines["hinton"][4] == f"{100 * (sum(hinton) - sum(recipe)) / 10:.1f}"
 
     # the recipe taken from the table instead of trained again: the same rows and table
     reused = subprocess.run([sys.executable, str(REPO / "benchmarks" / "table5_ablation.py"), "--tiny", "--variants",
@@ -91,6 +91,24 @@ def test_table5_ablation_tiny_its_recipe_is_paper_table5s_row_and_variants_are_p
                            check=False)
     assert apart.returncode == 0, apart.stderr
     assert "| hinton | " in apart.stdout and " | - | " in apart.stdout  # no recipe: no difference
+
+    # a run's own recipe is kept; --recipe-from fills in only the seeds without one
+    other = tmp_path / "other.csv"  # another table, its recall marked
+    with open(tmp_path / "table5" / "missing-class.csv") as handle:
+        table_rows = [{**r, "student_acc_on_class": "0.123456"} for r in csv.DictReader(handle)]
+    with open(other, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(table_rows[0]))
+        writer.writeheader()
+        writer.writerows(table_rows)
+    for source, own in (("ablation", True), ("apart", False)):
+        kept = subprocess.run([sys.executable, str(REPO / "benchmarks" / "table5_ablation.py"), "--combine",
+                               str(tmp_path / source / "ablation.csv"), "--recipe-from", str(other), "--out",
+                               str(tmp_path / f"kept-{source}")], capture_output=True, text=True, timeout=600,
+                              check=False)
+        assert kept.returncode == 0, kept.stderr
+        with open(tmp_path / f"kept-{source}" / "ablation.csv") as handle:
+            recipe = [r["student_acc_on_class"] for r in csv.DictReader(handle) if r["variant"] == "recipe"]
+        assert len(recipe) == 10 and (recipe == list(at_9.values())) is own and ({"0.123456"} == set(recipe)) is not own
     combined = subprocess.run([sys.executable, str(REPO / "benchmarks" / "table5_ablation.py"), "--combine",
                                str(tmp_path / "apart" / "ablation.csv"), "--recipe-from",
                                str(tmp_path / "table5" / "missing-class.csv"), "--out", str(tmp_path / "combined")],
