@@ -30,7 +30,7 @@ from paper_table5 import KERAS_TEACHER, study_config
 from sweetspot.checkpoints import CheckpointStore
 from sweetspot.config import StudyConfig, config_from_dict
 from sweetspot.experiments import Setup, TeacherSpec, missing_class
-from sweetspot.experiments.common import markdown_table
+from sweetspot.experiments.common import markdown_table, spread
 from sweetspot.trial import prepare, resolve_device, teacher_seeds
 
 # One change each to the recipe; what the paper does not say, or says otherwise than Keras's example.
@@ -143,31 +143,26 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
 
 def summary(rows: list[dict[str, Any]]) -> str:
     """A markdown table: each variant's mean over the missing classes (mean ± sd over the teacher
-    seeds), raw and bias-corrected, and its paired difference to the recipe."""
+    seeds it ran on), raw and bias-corrected, and its paired difference to the recipe on those seeds."""
 
     def per_seed(name: str, key: str) -> dict[int, float]:
         mine = [r for r in rows if r["variant"] == name]
         return {s: 100 * statistics.fmean(float(r[key]) for r in mine if r["teacher_seed"] == s)
                 for s in dict.fromkeys(r["teacher_seed"] for r in mine)}
 
-    def spread(values: list[float]) -> str:
-        if not values:
-            return "-"
-        sd = f" ± {statistics.stdev(values):.1f}" if len(values) > 1 else ""
-        return f"{statistics.fmean(values):.1f}{sd}"
+    def paired(variant: dict[int, float], recipe: dict[int, float]) -> list[float]:
+        return [variant[s] - recipe[s] for s in sorted(variant) if s in recipe]
 
     reference = {key: per_seed("recipe", key) for key in ("student_acc_on_class", "corrected_acc_on_class")}
     seeds = sorted({r["teacher_seed"] for r in rows})
     table = []
     for name in dict.fromkeys(r["variant"] for r in rows):
         raw, corrected = per_seed(name, "student_acc_on_class"), per_seed(name, "corrected_acc_on_class")
-        paired = [raw[s] - reference["student_acc_on_class"][s] for s in seeds if s in raw
-                  and s in reference["student_acc_on_class"]]
-        paired_corrected = [corrected[s] - reference["corrected_acc_on_class"][s] for s in seeds if s in corrected
-                            and s in reference["corrected_acc_on_class"]]
-        table.append([name, VARIANTS[name][0], len(raw), spread(list(raw.values())), spread(paired),
-                      spread(list(corrected.values())), spread(paired_corrected),
-                      spread(list(per_seed(name, "student_acc").values()))])
+        table.append([name, VARIANTS[name][0], len(raw), spread(list(raw.values()), scale=1),
+                      spread(paired(raw, reference["student_acc_on_class"]), scale=1),
+                      spread(list(corrected.values()), scale=1),
+                      spread(paired(corrected, reference["corrected_acc_on_class"]), scale=1),
+                      spread(list(per_seed(name, "student_acc").values()), scale=1)])
     t = float(rows[0]["temperature"])
     return (f"Student recall (%) on the missing class, mean over the classes, at T={t:g}, test split; mean ± sd over "
             f"{len(seeds)} teacher seed{'s' * (len(seeds) > 1)} ({', '.join(map(str, seeds))}); Δ: the paired "
