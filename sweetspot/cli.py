@@ -183,7 +183,8 @@ def front_table(study: Any, limit: int = 10) -> str:
     from sweetspot.study import metric_names
 
     names = metric_names(study)
-    extra = [k for k in ("teacher_val_acc", "student_val_acc") if k not in names]  # each column once
+    shown = ("teacher_val_acc", "student_val_acc", "label_student_val_acc", "kd_gain")
+    extra = [k for k in shown if k not in names]  # each column once
     rows = []
     for rank, t in enumerate(ordered_front(study)[:limit]):
         rows.append(
@@ -197,6 +198,15 @@ def front_table(study: Any, limit: int = 10) -> str:
             ]
         )
     return _table(["", "trial", "batch", "epochs", *names, *extra], rows)
+
+
+def baselines_table(study: Any, reference: dict[str, Any] | None) -> str:
+    """The best trial beside the reference teacher and the labels-only student (``export.beside_baselines``)."""
+    from sweetspot.export import BASELINE_COLUMNS, beside_baselines, show_figure
+
+    rows = beside_baselines(study, reference)
+    return _table(["", *BASELINE_COLUMNS], [[r["name"], *(show_figure(*r["figures"].get(m, (None, None)))
+                                                            for m in BASELINE_COLUMNS)] for r in rows], left=1)
 
 
 def _heartbeat(args: argparse.Namespace) -> Any:
@@ -313,8 +323,10 @@ def _later(args: argparse.Namespace, words: list[str], config: Any | None = None
     return prefix + shlex.join(words) + (" (with the storage password in place of ***)" if hidden else "")
 
 
-def _summary(study: Any, url: str, hint: str | None = None, failures: Sequence[str] = ()) -> None:
-    """The study's counts, the workers that did not end cleanly, its best trials and what to do next."""
+def _summary(study: Any, url: str, hint: str | None = None, failures: Sequence[str] = (),
+             reference: dict[str, Any] | None = None) -> None:
+    """The study's counts, the workers that did not end cleanly, its best trials beside the
+    baselines, and what to do next."""
     from optuna.trial import TrialState
 
     from sweetspot.retry import with_retries
@@ -330,6 +342,8 @@ def _summary(study: Any, url: str, hint: str | None = None, failures: Sequence[s
     )
     if done:
         print(f"best trials (Pareto front, best first):\n{with_retries(front_table, study)}")
+        print("\nthe best trial beside the baselines (validation split; ± sd over teacher seeds):\n"
+              f"{with_retries(baselines_table, study, reference)}")
         if hint:
             print(f"\nnext: {hint}")
 
@@ -375,6 +389,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         ended = supervise(launch, study, storage, total, progress=not args.no_progress)
         if ended.interrupted:
             raise KeyboardInterrupt
+        reference = _reference(study, config, objective)
         counts = count_states(with_retries(study.get_trials, deepcopy=False))
         short = counts[TrialState.WAITING] + counts[TrialState.RUNNING] > 0
         code, failures = ended.exit_code(short), ended.failures()
@@ -382,10 +397,20 @@ def cmd_run(args: argparse.Namespace) -> int:
             level = "error" if code else "warning"
             after = "" if code else "; the other workers finished the study"
             print(f"sweetspot run: {level}: {failure}{after} (see {args.log_dir}/)", file=sys.stderr)
-        _summary(study, url, hint, failures)
+        _summary(study, url, hint, failures, reference)
         return code
-    _summary(study, url, hint)
+    _summary(study, url, hint, reference=_reference(study, config, objective))
     return 0
+
+
+def _reference(study: Any, config: Any, objective: Any) -> dict[str, Any] | None:
+    """The study's reference teacher, trained here the first time (``study.ensure_reference``)."""
+    from sweetspot.study import REFERENCE_ATTR, ensure_reference, user_attrs
+
+    if config.reference.batch_size is not None and REFERENCE_ATTR not in user_attrs(study):
+        print(f"training the reference teacher: batch {config.reference.batch_size}, stopped at its best validation "
+              f"accuracy (patience {config.reference.patience}), with its students; once per study", flush=True)
+    return ensure_reference(study, config, objective.splits, objective.checkpoints)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -425,7 +450,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from sweetspot.export import build_export, confirm, export_format, front_or_fail, render, score_on_test
     from sweetspot.files import write_atomically
-    from sweetspot.study import mask_url
+    from sweetspot.study import ensure_reference, mask_url
     from sweetspot.trial import prepare
 
     with _given("--format"):
@@ -436,7 +461,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     front = front_or_fail(study)
     splits = prepare(config, _setup_compute(args))
     confirmed = confirm(config, splits, front, args.confirm) if args.confirm else None
-    document = build_export(study, config, mask_url(url), score_on_test(config, splits, front), confirmed)
+    reference = ensure_reference(study, config, splits)
+    document = build_export(study, config, mask_url(url), score_on_test(config, splits, front), confirmed, reference)
     text = render(document, fmt)
     if args.out:
         with _given("--out"):
@@ -451,6 +477,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             f"{best['trial']} (batch {best['batch_size']}, {best['epochs']} epochs), test {shown} "
             f"{_fmt(best['test'][shown])}{mean}"
         )
+        print(f"beside the baselines (validation split):\n{baselines_table(study, reference)}")
     else:
         sys.stdout.write(text)
     return 0

@@ -37,6 +37,9 @@ TRIAL_METRICS: dict[str, str] = {
     "student_val_acc": "accuracy of the student distilled on the whole transfer set (validation split, all classes)",
     "student_withheld_acc": "that student's accuracy on the withheld classes (validation split)",
     "student_teacher_agreement": "top-1 agreement of that student and the teacher (validation split)",
+    "label_student_val_acc": "accuracy of the same student trained on the labels alone: same examples, schedule "
+    "and random numbers, alpha 0 (validation split)",
+    "kd_gain": "student_val_acc minus label_student_val_acc: what distilling from this teacher bought",
     "missing_class_recall": "mean over the missing classes k of the k-less student's recall on k (Table 5's mean)",
     "missing_class_recall_corrected": "the same after Hinton's bias correction of k (a shift chosen without labels)",
     "missing_class_acc": "mean over the missing classes k of the k-less student's accuracy on all classes",
@@ -63,6 +66,9 @@ PRECISIONS = ("float32", "bfloat16")
 AUGMENTS = ("none", "flip-crop")  # flip-crop: random 4-pixel-padded crop and horizontal flip, per batch
 # distill.loss: hinton, (1 - alpha) CE + alpha T^2 KL; paper, the paper's Eq. 4 as printed (no T^2)
 KD_LOSSES = ("hinton", "paper")
+# distill.transfer: train, the soft labels of the teacher's own training examples; heldout, of a part of
+# the training split the teacher never trained on (distill.heldout_fraction of it, stratified and seeded)
+TRANSFERS = ("train", "heldout")
 MAX_TEACHER_SEEDS = 64
 PRUNERS = ("none", "median", "successive-halving", "hyperband")
 CURVES = ("teacher_entropy", "teacher_val_acc")
@@ -110,6 +116,9 @@ class DistillConfig:
     withheld_classes: tuple[int, ...] = ()  # removed from the transfer set of every student
     missing_classes: str | tuple[int, ...] = "all"  # "all" or a list: one k-less student each ([]: none)
     examples_per_class: int | None = None  # keep only this many transfer examples per class
+    labels_per_class: int | None = None  # only this many transfer examples per class keep their hard label
+    transfer: str = "train"  # train | heldout: soft labels on examples the teacher trained on, or did not
+    heldout_fraction: float = 0.5  # transfer: heldout: the share of the training split kept from the teacher
 
 
 @dataclass(frozen=True)
@@ -142,6 +151,15 @@ class EarlyStopConfig:
 
 
 @dataclass(frozen=True)
+class ReferenceConfig:
+    """The teacher a practitioner would train without sweetspot, trained once per study as its
+    baseline: this batch size, stopped at its best validation accuracy."""
+
+    batch_size: int | None = 128  # null: no reference teacher
+    patience: int = 5  # epochs without a better validation accuracy before its training stops
+
+
+@dataclass(frozen=True)
 class StudyConfig:
     name: str = "digits"  # default study name
     seed: int = 0  # splits, sampler and (derived) every trial's seed
@@ -157,6 +175,7 @@ class StudyConfig:
     distill: DistillConfig = field(default_factory=DistillConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
     early_stop: EarlyStopConfig = field(default_factory=EarlyStopConfig)
+    reference: ReferenceConfig = field(default_factory=ReferenceConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict: the form stored in the study and written to exports."""
@@ -357,6 +376,11 @@ def _check_ranges(c: StudyConfig, source: str) -> None:
              "from every student already")
     if k.examples_per_class is not None and k.examples_per_class < 1:
         fail("distill.examples_per_class", f"must be >= 1 or null, got {k.examples_per_class}")
+    if k.labels_per_class is not None and k.labels_per_class < 1:
+        fail("distill.labels_per_class", f"must be >= 1 or null, got {k.labels_per_class}")
+    _check_choice("distill.transfer", k.transfer, TRANSFERS, source)
+    if not 0.0 < k.heldout_fraction < 1.0:
+        fail("distill.heldout_fraction", f"must be between 0 and 1 (exclusive), got {k.heldout_fraction}")
     s = c.search
     low, high = s.batch_size
     if low < 1 or high < 1:
@@ -376,6 +400,11 @@ def _check_ranges(c: StudyConfig, source: str) -> None:
         fail("search.temperature", f"must be [low, high] with 0 < low <= high, got {list(s.temperature)}")
     if not 1 <= s.teacher_seeds <= MAX_TEACHER_SEEDS:
         fail("search.teacher_seeds", f"must be an integer from 1 to {MAX_TEACHER_SEEDS}, got {s.teacher_seeds}")
+    r = c.reference
+    if r.batch_size is not None and r.batch_size < 1:
+        fail("reference.batch_size", f"must be a positive number of examples or null, got {r.batch_size}")
+    if r.patience < 1:
+        fail("reference.patience", f"must be >= 1 epoch, got {r.patience}")
     e = c.early_stop
     if e.entropy_floor is not None and not 0.0 < e.entropy_floor < 1.0:
         fail(

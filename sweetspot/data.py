@@ -290,3 +290,32 @@ def transfer_indices(
         chosen = [order[y[order] == c][:examples_per_class] for c in torch.unique(y[order]).tolist()]
         index = torch.sort(torch.cat(chosen)).values
     return index
+
+
+def heldout_part(y: torch.Tensor, fraction: float, seed: int) -> torch.Tensor:
+    """True for the examples of ``y`` kept from the teacher (``distill.transfer: heldout``): in each
+    class, a seeded ``fraction`` of its examples (at least one, and at least one left to the teacher
+    where the class has two)."""
+    generator = torch.Generator().manual_seed(seed)
+    held = torch.zeros(len(y), dtype=torch.bool)
+    labels = y.cpu()
+    for c in torch.unique(labels).tolist():
+        members = torch.nonzero(labels == c).flatten()
+        members = members[torch.randperm(len(members), generator=generator)]
+        n = min(max(1, round(fraction * len(members))), max(1, len(members) - 1))
+        held[members[:n]] = True
+    return held.to(y.device)
+
+
+def labelled_part(y: torch.Tensor, per_class: int | None, seed: int) -> torch.Tensor:
+    """True for the transfer examples that keep their hard label (``distill.labels_per_class``): a
+    seeded ``per_class`` of each class, every example when ``per_class`` is None."""
+    if per_class is None:
+        return torch.ones(len(y), dtype=torch.bool, device=y.device)
+    generator = torch.Generator().manual_seed(seed)
+    labelled = torch.zeros(len(y), dtype=torch.bool)
+    labels = y.cpu()
+    for c in torch.unique(labels).tolist():
+        members = torch.nonzero(labels == c).flatten()
+        labelled[members[torch.randperm(len(members), generator=generator)[:per_class]]] = True
+    return labelled.to(y.device)

@@ -59,16 +59,54 @@ def ordered_front(study: optuna.Study) -> list[FrozenTrial]:
     return best_first(study, [t for t in front if t.user_attrs.get("reused_from") not in numbers])
 
 
+BASELINE_COLUMNS = ("student_val_acc", "kd_gain", "missing_class_recall", "teacher_val_acc", "teacher_entropy")
+
+
+def beside_baselines(study: optuna.Study, reference: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The best trial, the reference teacher and the labels-only student as rows of one table (the
+    validation split): {"name", "figures": {metric: (mean, sd or None)}}. The labels-only student is
+    the same in every trial and in the reference (common random numbers): the best trial's is shown.
+    Empty for a study with no finished trial."""
+    finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not finished:
+        return []
+    best = ordered_front(study)[0]
+    attrs = best.user_attrs
+    sd = (attrs.get("teacher_seeds") or {}).get("sd", {})
+    rows = [{"name": f"best trial {best.number} ({best.params['batch_size']} x {best.params['epochs']})",
+             "figures": {m: (attrs.get(m), sd.get(m)) for m in BASELINE_COLUMNS}}]
+    if reference is not None and reference.get("failed"):
+        rows.append({"name": f"reference teacher (batch {reference['batch_size']}): {reference['failed']}",
+                     "figures": {}})
+    elif reference is not None:
+        epochs = "/".join(str(e) for e in reference["epochs"])
+        rows.append({"name": f"reference teacher ({reference['batch_size']} x {epochs}, best val acc)",
+                     "figures": {m: (reference["mean"].get(m), reference["sd"].get(m)) for m in BASELINE_COLUMNS}})
+    if attrs.get("label_student_val_acc") is not None:
+        rows.append({"name": "labels alone (no teacher)",
+                     "figures": {"student_val_acc": (attrs["label_student_val_acc"], None)}})
+    return rows
+
+
+def show_figure(mean: float | None, sd: float | None) -> str:
+    """``0.912 ± 0.004``, ``0.912`` without an sd, ``-`` for nothing."""
+    if mean is None:
+        return "-"
+    return f"{mean:.3f}" + ("" if sd is None else f" ± {sd:.3f}")
+
+
 def build_export(
     study: optuna.Study,
     config: StudyConfig,
     storage_shown: str,
     test_scores: dict[int, dict[str, float | None]],
     confirmed: dict[int, dict[str, Any]] | None = None,
+    reference: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The export document. ``test_scores`` maps trial number -> its test-split figures;
     ``confirmed`` (``confirm``) trial number -> its figures over several teacher seeds, which then
-    order the teachers (CONFIRM_RULE) instead of the study's single-seed values."""
+    order the teachers (CONFIRM_RULE) instead of the study's single-seed values; ``reference`` the
+    study's reference teacher (``study.ensure_reference``), exported beside them."""
     front = ordered_front(study)
     names = metric_names(study)
     if confirmed:
@@ -97,6 +135,7 @@ def build_export(
         "best_trial": front[0].number,
         "config": config.to_dict(),
         "teachers": teachers,
+        "reference": reference,
     }
 
 

@@ -257,6 +257,8 @@ def _html(
         *names,
         "teacher_val_acc",
         "student_val_acc",
+        "label_student_val_acc",
+        "kd_gain",
         "missing_class_recall",
         "teacher_entropy",
     ]
@@ -288,7 +290,7 @@ def _html(
             f"<p class='best'>Best trial by {html.escape(names[0])}: <b>trial {b.number}</b>, batch size "
             f"<b>{b.params['batch_size']}</b>, <b>{b.params['epochs']}</b> epochs "
             f"({html.escape(names[0])} = {_fmt(b.values[0])}).</p>"
-        )
+        ) + _baselines_html(study)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>sweetspot report: {html.escape(study.study_name)}</title>
 <style>
@@ -309,6 +311,25 @@ T = {config.distill.temperature:g}; trials: {html.escape(counts or "none")}{typi
 {table}
 </body></html>
 """
+
+
+def _baselines_html(study: optuna.Study) -> str:
+    """The best trial beside the reference teacher (when the study has trained it) and the
+    labels-only student, as ``sweetspot run`` prints them."""
+    from sweetspot.export import BASELINE_COLUMNS, beside_baselines, show_figure
+    from sweetspot.study import REFERENCE_ATTR, user_attrs
+
+    rows = beside_baselines(study, user_attrs(study).get(REFERENCE_ATTR))
+    if len(rows) < 2:
+        return ""
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in ("", *BASELINE_COLUMNS))
+    body = "".join(
+        f"<tr><td style='text-align:left'>{html.escape(r['name'])}</td>"
+        + "".join(f"<td>{html.escape(show_figure(*r['figures'].get(m, (None, None))))}</td>" for m in BASELINE_COLUMNS)
+        + "</tr>" for r in rows)
+    return ("<h2>Beside the baselines</h2><p>The best trial, the teacher a practitioner would train (the "
+            "reference: its batch size, stopped at its best validation accuracy) and the same student trained on "
+            f"the labels alone; validation split, ± sd over teacher seeds.</p><table><tr>{head}</tr>{body}</table>")
 
 
 def _fmt(value: Any) -> str:

@@ -14,6 +14,7 @@ Initial weights (and dropout masks) come from torch's global RNG and the batch o
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import torch
@@ -50,13 +51,15 @@ def train_student(
     epochs: int | None = None,
     convention: str = "hinton",
     mask: torch.Tensor | None = None,
+    labelled: torch.Tensor | None = None,
 ) -> nn.Module:
     """``net`` distilled on (x, y) from ``teacher_logits`` (the teacher's logits on x, computed
     once), with its optimizer, schedule and precision, for ``epochs`` (default: ``net.epochs``);
-    ``mask`` (N) keeps it from the examples marked False, within the same batches."""
+    ``mask`` (N) keeps it from the examples marked False, within the same batches; ``labelled`` (N)
+    limits its hard term to the examples marked True."""
     epochs = net.epochs if epochs is None else epochs
     student = build_model(net, tuple(x.shape[1:]), n_classes).to(x.device)
-    _distill(net, student, x, teacher_logits, y, temperature, alpha, generator, epochs, convention, mask)
+    _distill(net, student, x, teacher_logits, y, temperature, alpha, generator, epochs, convention, mask, labelled)
     return student
 
 
@@ -69,24 +72,28 @@ def train_students(
     masks: torch.Tensor,
     *,
     temperature: float,
-    alpha: float,
+    alpha: float | Sequence[float],
     generator: torch.Generator,
     epochs: int | None = None,
     convention: str = "hinton",
-    students_per_teacher: int = 1,
+    teacher_of: Sequence[int] | None = None,
+    labelled: torch.Tensor | None = None,
 ) -> nn.Module:
     """S students at once, student s on the examples ``masks[s]`` (S x N) keeps, all from the same
     initial weights in the same batch order: a ``Stacked`` model whose forward pass gives S x B x C.
     A network that cannot be stacked (batch norm) is trained one student after another, each from the
-    same initial weights and batch order, and returned in the same stacked form. ``teacher_logits``:
-    N x C, one teacher for all, or M x N x C, each teacher for ``students_per_teacher`` consecutive
-    students (a trial's teacher seeds, each with its full and its missing-class students)."""
+    same initial weights and batch order, and returned in the same stacked form.
+
+    ``teacher_logits``: N x C, one teacher for all, or M x N x C, student s learning from teacher
+    ``teacher_of[s]`` (a trial's teacher seeds, each with its full and its missing-class students).
+    ``alpha``: one for all, or one per student (0: a student of the labels alone). ``labelled``
+    (S x N): the examples whose hard label each student uses (default: all)."""
     epochs = net.epochs if epochs is None else epochs
     base = build_model(net, tuple(x.shape[1:]), n_classes).to(x.device)
     if stackable(base):
         stacked = Stacked([base] * len(masks))
         _distill(net, stacked, x, teacher_logits, y, temperature, alpha, generator, epochs, convention, masks,
-                 students_per_teacher)
+                 labelled, teacher_of)
         return stacked
     start, rng = generator.get_state(), torch.get_rng_state()
     students = []
@@ -94,8 +101,11 @@ def train_students(
         generator.set_state(start)
         torch.set_rng_state(rng)
         student = copy.deepcopy(base)
-        own = teacher_logits[s // students_per_teacher] if teacher_logits.dim() == 3 else teacher_logits
-        _distill(net, student, x, own, y, temperature, alpha, generator, epochs, convention, mask)
+        own = teacher_logits[teacher_of[s] if teacher_of is not None else 0] if teacher_logits.dim() == 3 \
+            else teacher_logits
+        own_alpha = alpha if isinstance(alpha, float | int) else float(alpha[s])
+        _distill(net, student, x, own, y, temperature, own_alpha, generator, epochs, convention, mask,
+                 None if labelled is None else labelled[s])
         students.append(student)
     return OneByOne(students)
 
@@ -116,13 +126,13 @@ class OneByOne(nn.Module):
 
 def _distill(
     net: StudentConfig, student: nn.Module, x: Examples, teacher_logits: torch.Tensor, y: torch.Tensor,
-    temperature: float, alpha: float, generator: torch.Generator, epochs: int, convention: str,
-    mask: torch.Tensor | None, students_per_teacher: int = 1,
+    temperature: float, alpha: float | Sequence[float], generator: torch.Generator, epochs: int, convention: str,
+    mask: torch.Tensor | None, labelled: torch.Tensor | None = None, teacher_of: Sequence[int] | None = None,
 ) -> None:
     optimizer = make_optimizer(net.optimizer, student, net.lr)
     distill(
         student, x, teacher_logits, y, temperature=temperature, alpha=alpha, optimizer=optimizer,
         batch_size=net.batch_size, epochs=epochs, generator=generator,
         scheduler=make_scheduler(net.schedule, optimizer, epochs, net.lr_decay), precision=net.precision,
-        convention=convention, mask=mask, students_per_teacher=students_per_teacher,
+        convention=convention, mask=mask, labelled=labelled, teacher_of=teacher_of,
     )

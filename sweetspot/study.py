@@ -32,6 +32,7 @@ from sweetspot.retry import STORAGE_ERRORS, STORAGE_RETRY, Retry, first_line, th
 DEFAULT_STORAGE = "sqlite:///sweetspot.db"
 STORAGE_ENV = "SWEETSPOT_STORAGE"
 CONFIG_ATTR = "sweetspot_config"  # study user attribute holding the config as a dict
+REFERENCE_ATTR = "sweetspot_reference"  # the reference teacher's figures (reference.py), once per study
 PROVENANCE_ATTR = "sweetspot_provenance"  # digests of the data and of each imported module's source
 SUPPORTED_BACKENDS = ("sqlite", "postgresql", "mysql")  # and grpc:// (a sweetspot storage-proxy)
 
@@ -274,6 +275,22 @@ def open_study(
 def user_attrs(study: optuna.Study) -> dict[str, Any]:
     """The study's user attributes, read through the retry policy."""
     return with_retries(lambda: study.user_attrs)
+
+
+def ensure_reference(study: optuna.Study, config: StudyConfig, splits: Any, checkpoints: Any = None) -> dict | None:
+    """The study's reference teacher (``reference.py``): read from the study, or trained once and
+    stored with it (None when the config has none). Two processes that both find it missing both
+    train it; they store the same figures (the same seeds, path and data)."""
+    if config.reference.batch_size is None:
+        return None
+    stored = user_attrs(study).get(REFERENCE_ATTR)
+    if stored is not None:
+        return stored
+    from sweetspot.reference import run_reference
+
+    reference = run_reference(config, splits, checkpoints)
+    with_retries(study.set_user_attr, REFERENCE_ATTR, reference)
+    return reference
 
 
 def _check_provenance(name: str, recorded: dict[str, str], here: dict[str, str]) -> None:

@@ -251,17 +251,39 @@ def kd_terms(
     teacher_p: torch.Tensor,
     labels: torch.Tensor,
     temperature: float,
-    alpha: float,
+    alpha: float | torch.Tensor,
     convention: str,
 ) -> torch.Tensor:
     """``kd_loss_per_example`` from the teacher's soft labels at T (and their logarithm), which a
-    training run computes once for the whole transfer set instead of at every step."""
+    training run computes once for the whole transfer set instead of at every step. ``alpha`` may be
+    one per stacked student (S x 1; ``kd_weights`` makes it)."""
+    hard, soft = kd_parts(student_logits, teacher_log_p, teacher_p, labels, temperature)
+    if isinstance(alpha, torch.Tensor):
+        hard_weight, soft_weight = kd_weights(alpha, temperature, convention)
+        return hard_weight * hard + soft_weight * soft
+    scale = temperature * temperature if convention == "hinton" else 1.0
+    return (1.0 - alpha) * hard + alpha * scale * soft
+
+
+def kd_parts(
+    student_logits: torch.Tensor, teacher_log_p: torch.Tensor, teacher_p: torch.Tensor, labels: torch.Tensor,
+    temperature: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The hard term (cross-entropy with the label) and the soft term (KL at T, summed over classes)
+    of each example, unweighted."""
     log_q = F.log_softmax(student_logits / temperature, dim=-1)
     soft = (teacher_p * (teacher_log_p - log_q)).sum(dim=-1)
     log_probs = F.log_softmax(student_logits, dim=-1)
     hard = -log_probs.gather(-1, labels.expand(student_logits.shape[:-1]).unsqueeze(-1)).squeeze(-1)
+    return hard, soft
+
+
+def kd_weights(alpha: torch.Tensor, temperature: float, convention: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The weights of the hard and the soft term for per-student ``alpha``: computed in float64 and
+    then rounded, so that each equals the float weight ``kd_terms`` uses for one alpha."""
     scale = temperature * temperature if convention == "hinton" else 1.0
-    return (1.0 - alpha) * hard + alpha * scale * soft
+    alpha64 = alpha.to(torch.float64)
+    return (1.0 - alpha64).to(alpha.dtype), (alpha64 * scale).to(alpha.dtype)
 
 
 def kd_loss(
@@ -280,10 +302,15 @@ def masked_mean(losses: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor
     """The mean loss of the kept examples of each student, summed over students: ``losses`` is
     (..., B), ``mask`` (..., B) True where a student sees the example. A student whose batch keeps
     nothing adds 0 (its weights get no gradient from that step)."""
+    return mean_kept(losses, mask).sum()
+
+
+def mean_kept(losses: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Each student's mean loss over the examples of the batch its ``mask`` keeps (0 where none)."""
     if mask is None:
-        return losses.mean(dim=-1).sum()
+        return losses.mean(dim=-1)
     kept = mask.to(losses.dtype)
-    return ((losses * kept).sum(dim=-1) / kept.sum(dim=-1).clamp(min=1.0)).sum()
+    return (losses * kept).sum(dim=-1) / kept.sum(dim=-1).clamp(min=1.0)
 
 
 def distill(
@@ -293,7 +320,7 @@ def distill(
     y: torch.Tensor,
     *,
     temperature: float,
-    alpha: float,
+    alpha: float | Sequence[float],
     optimizer: torch.optim.Optimizer,
     batch_size: int,
     epochs: int,
@@ -302,7 +329,8 @@ def distill(
     precision: str = "float32",
     convention: str = "hinton",
     mask: torch.Tensor | None = None,
-    students_per_teacher: int = 1,
+    labelled: torch.Tensor | None = None,
+    teacher_of: Sequence[int] | None = None,
 ) -> list[float]:
     """Train ``student`` on (x, y) with the teacher's cached logits on the same examples.
 
@@ -310,18 +338,33 @@ def distill(
     student walks the same batches in the same order, and each averages its loss over the examples of
     the batch it keeps (a missing-class student: the transfer set without class k).
 
+    ``labelled`` (N, or S x N) marks the examples whose hard label a student may use (semi-supervised
+    distillation, ``distill.labels_per_class``): the hard term is then averaged over the kept labelled
+    examples of the batch and the soft term over all kept ones. ``alpha`` is one for every student or
+    one per stacked student (a labels-only student: 0).
+
     ``teacher_logits`` is N x C (one teacher for every student) or M x N x C (M teachers: stacked
-    students ``m * students_per_teacher`` to ``(m + 1) * students_per_teacher - 1`` learn from teacher m)."""
+    student s learns from teacher ``teacher_of[s]``)."""
     log_p = F.log_softmax(teacher_logits / temperature, dim=-1)  # the soft labels, once for every epoch
     p = log_p.exp()
+    device = log_p.device
+    which = None if teacher_of is None else torch.as_tensor(list(teacher_of), device=device)
+    weight = alpha if isinstance(alpha, float | int) else torch.tensor(list(alpha), device=device)
 
     def loss_of_batch(i: torch.Tensor) -> torch.Tensor:
         log_p_i, p_i = log_p[..., i, :], p[..., i, :]
-        if students_per_teacher > 1 and log_p.dim() == 3:  # each teacher's batch to its students, per batch only
-            log_p_i = log_p_i.repeat_interleave(students_per_teacher, dim=0)
-            p_i = p_i.repeat_interleave(students_per_teacher, dim=0)
-        losses = kd_terms(student(x[i]), log_p_i, p_i, y[i], temperature, alpha, convention)
-        return masked_mean(losses, None if mask is None else mask[..., i])
+        if which is not None and log_p.dim() == 3:  # each teacher's batch to its students, per batch only
+            log_p_i, p_i = log_p_i[which], p_i[which]
+        kept = None if mask is None else mask[..., i]
+        logits = student(x[i])
+        if labelled is None:
+            a = weight if isinstance(weight, float | int) else weight.unsqueeze(-1)
+            return masked_mean(kd_terms(logits, log_p_i, p_i, y[i], temperature, a, convention), kept)
+        hard, soft = kd_parts(logits, log_p_i, p_i, y[i], temperature)
+        with_label = labelled[..., i] if kept is None else labelled[..., i] & kept
+        a = torch.as_tensor(weight, dtype=torch.float32, device=device)
+        hard_weight, soft_weight = kd_weights(a, temperature, convention)
+        return (hard_weight * mean_kept(hard, with_label) + soft_weight * mean_kept(soft, kept)).sum()
 
     return train_loop(
         student, len(y), loss_of_batch, optimizer=optimizer, batch_size=batch_size, epochs=epochs,

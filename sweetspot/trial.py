@@ -27,7 +27,15 @@ from sweetspot.config import (
     missing_classes,
     trajectory_seed,
 )
-from sweetspot.data import Splits, check_classes, check_dataset, load_splits, transfer_indices
+from sweetspot.data import (
+    Splits,
+    check_classes,
+    check_dataset,
+    heldout_part,
+    labelled_part,
+    load_splits,
+    transfer_indices,
+)
 from sweetspot.errors import ConfigError, TrainingDiverged
 from sweetspot.metrics import (
     accuracy,
@@ -84,6 +92,34 @@ class TeacherStopped(Exception):
         self.record = record  # teacher_epochs and teacher_curve, stored on the pruned trial
 
 
+@dataclass(frozen=True)
+class TransferSet:
+    """Who learns from what: the split the teacher trains on, the transfer examples the students
+    distil on (indices into the training split) and which of them keep their hard label."""
+
+    teacher_splits: Splits
+    index: torch.Tensor
+    labelled: torch.Tensor  # over ``index``: True where the example's hard label is used
+
+
+def transfer_set(config: StudyConfig, splits: Splits) -> TransferSet:
+    """The study's transfer set, the same in every trial. ``distill.transfer: heldout`` keeps a
+    seeded, stratified share of the training split from the teacher and distils on it; ``train``
+    distils on the teacher's own training examples. Withheld classes and ``examples_per_class`` apply
+    within it, and ``labels_per_class`` picks (seeded) the examples that keep their hard label."""
+    d = config.distill
+    pool = torch.arange(len(splits.y_train), device=splits.y_train.device)
+    teacher_splits = splits
+    if d.transfer == "heldout":
+        held = heldout_part(splits.y_train, d.heldout_fraction, derive_seed(config.seed, 8, 0, 1))
+        own = pool[~held]
+        pool = pool[held]
+        teacher_splits = dataclasses.replace(splits, x_train=splits.x_train.take(own), y_train=splits.y_train[own])
+    index = pool[transfer_indices(splits.y_train[pool], d.withheld_classes, d.examples_per_class, config.seed)]
+    labelled = labelled_part(splits.y_train[index], d.labels_per_class, derive_seed(config.seed, 8, 0, 2))
+    return TransferSet(teacher_splits, index, labelled)
+
+
 @dataclass
 class TrialOutcome:
     metrics: dict[str, Any]  # TRIAL_METRICS (floats, or None) and the grouped RECORD_ATTRS (dicts)
@@ -121,12 +157,13 @@ def prepare(config: StudyConfig, device: torch.device) -> Splits:
                           f"gives inputs of shape {splits.input_shape}")
     for section, net in (("teacher", config.teacher), ("student", config.student)):
         check_outputs(section, net, splits.x_train[:2], splits.n_classes)  # fails here, not mid-trial
-    n_train = len(splits.y_train)
+    n_train = len(transfer_set(config, splits).teacher_splits.y_train)
+    held = config.distill.transfer == "heldout"
     largest = max(batch_size_choices(config.search.batch_size))
     if largest > n_train:
         raise ConfigError(
             f"search.batch_size: {largest} is larger than the training split ({n_train} examples of "
-            f"{config.data.name}); lower the upper bound to at most {n_train}"
+            f"{config.data.name}{' left to the teacher by distill.transfer: heldout' * held}); lower the upper bound to at most {n_train}"
         )
     return splits.to(device)
 
@@ -147,17 +184,22 @@ def teacher_seeds(own: int, n: int) -> list[int]:
 
 def path_key(config: StudyConfig, params: TeacherParams, seed: int, device: torch.device) -> str:
     """Names a trial teacher's training path (``teacher_key`` of the config's teacher)."""
-    return teacher_key(config, config.teacher, params.lr(config), params.batch_size, seed, device)
+    d = config.distill
+    part = d.heldout_fraction if d.transfer == "heldout" else None
+    return teacher_key(config, config.teacher, params.lr(config), params.batch_size, seed, device, part)
 
 
 def teacher_key(
-    config: StudyConfig, net: NetConfig, lr: float, batch_size: int, seed: int, device: torch.device
+    config: StudyConfig, net: NetConfig, lr: float, batch_size: int, seed: int, device: torch.device,
+    heldout: float | None = None,
 ) -> str:
     """Names a teacher's training path: everything that decides it except the epochs, so that runs
     of the same path continue each other's checkpoints (trials, and experiments given a checkpoint
-    folder). The device type and thread count are in it because they change the floating-point sums."""
+    folder). The device type and thread count are in it because they change the floating-point sums.
+    ``heldout``: the share of the training split kept from the teacher (``distill.transfer: heldout``)."""
     data = config.fingerprint()["data"]
-    return trajectory_key({
+    kept = {} if heldout is None else {"heldout": heldout}  # absent otherwise: older keys stay valid
+    return trajectory_key({**kept,
         "teacher": json.loads(json.dumps(dataclasses.asdict(net))), "lr": lr,
         "batch_size": batch_size, "seed": seed, "data": data, "split_seed": config.seed,
         "device": device.type, "threads": torch.get_num_threads(), "torch": torch.__version__,
@@ -197,8 +239,9 @@ def run_trial(
     timings: dict[str, float] = {}
 
     start = time.perf_counter()
+    chosen = transfer_set(config, splits)
     keys = [path_key(config, params, s, device) for s in seeds] if checkpoints else None
-    runs = seeded_runs(config.teacher, splits, params.batch_size, params.epochs, params.lr(config), seeds,
+    runs = seeded_runs(config.teacher, chosen.teacher_splits, params.batch_size, params.epochs, params.lr(config), seeds,
                        store=checkpoints, keys=keys, watches=watches, temperature=temperature)
     timings["teacher"] = time.perf_counter() - start
     record: dict[str, Any] = {"teacher_epochs": {"trained": sum(r.epochs_trained for r in runs),
@@ -211,7 +254,7 @@ def run_trial(
 
     start = time.perf_counter()
     # the transfer set, like the students' random numbers, depends on the study and not on the trial
-    index = transfer_indices(splits.y_train, withheld, config.distill.examples_per_class, config.seed)
+    index = chosen.index
     x_transfer, y_transfer = splits.x_train.take(index), splits.y_train[index]
     x_eval, y_eval = splits.evaluation(split)
     transfer = torch.stack([predict_logits(r.teacher, x_transfer) for r in runs])  # M x N x C, once per trial
@@ -228,20 +271,27 @@ def run_trial(
     missing = missing_classes(config, splits.n_classes)
     per_teacher = 1 + len(missing)  # the full student, then one per missing class
     masks = torch.stack([torch.ones_like(y_transfer, dtype=torch.bool), *(y_transfer != k for k in missing)])
+    # the labels-only student last: alpha 0, on the labelled examples, from the same random numbers
+    masks = torch.cat([masks.repeat(len(runs), 1), chosen.labelled[None]])
+    alphas = [config.distill.alpha] * (len(masks) - 1) + [0.0]
+    teacher_of = [m for m in range(len(runs)) for _ in range(per_teacher)] + [0]
+    labelled = None if config.distill.labels_per_class is None else chosen.labelled.expand(len(masks), -1)
     generator = seeded_for_students(config)  # common random numbers: the same in every trial and teacher seed
     students = train_students(
         config.student, x_transfer, transfer if len(runs) > 1 else transfer[0], y_transfer, splits.n_classes,
-        masks.repeat(len(runs), 1), temperature=temperature, alpha=config.distill.alpha, generator=generator,
-        convention=config.distill.loss, students_per_teacher=per_teacher,
+        masks, temperature=temperature, alpha=alphas, generator=generator, convention=config.distill.loss,
+        teacher_of=teacher_of, labelled=labelled,
     )
-    students_eval = predict_logits(students, x_eval).unflatten(0, (len(runs), per_teacher))
-    students_val = students_eval if split == "val" else predict_logits(students, splits.x_val).unflatten(
+    students_eval = predict_logits(students, x_eval)
+    label_eval = students_eval[-1]
+    students_eval = students_eval[:-1].unflatten(0, (len(runs), per_teacher))
+    students_val = students_eval if split == "val" else predict_logits(students, splits.x_val)[:-1].unflatten(
         0, (len(runs), per_teacher))
     timings["student"] = time.perf_counter() - start
 
     by_seed = [
         _seed_metrics(transfer[m], y_transfer, teacher_eval[m], teacher_val[m], students_eval[m], students_val[m],
-                      y_eval, withheld, missing, temperature)
+                      label_eval, y_eval, withheld, missing, temperature)
         for m in range(len(runs))
     ]
     metrics = _over_seeds(by_seed, seeds)
@@ -251,11 +301,13 @@ def run_trial(
 
 def _seed_metrics(
     transfer: torch.Tensor, y_transfer: torch.Tensor, teacher_eval: torch.Tensor, teacher_val: torch.Tensor,
-    students_eval: torch.Tensor, students_val: torch.Tensor, y_eval: torch.Tensor, withheld: tuple[int, ...],
-    missing: tuple[int, ...], temperature: float,
+    students_eval: torch.Tensor, students_val: torch.Tensor, label_eval: torch.Tensor, y_eval: torch.Tensor,
+    withheld: tuple[int, ...], missing: tuple[int, ...], temperature: float,
 ) -> dict[str, Any]:
-    """One teacher seed's metrics, from its logits and its students' (the full one first)."""
+    """One teacher seed's metrics, from its logits, its students' (the full one first) and the
+    labels-only student's."""
     student_eval = students_eval[0]
+    label_acc = accuracy(label_eval, y_eval)
     return {
         "teacher_val_acc": accuracy(teacher_eval, y_eval),
         "teacher_entropy": normalized_entropy(transfer, temperature),
@@ -265,6 +317,8 @@ def _seed_metrics(
         "student_val_acc": accuracy(student_eval, y_eval),
         "student_withheld_acc": class_accuracy(student_eval, y_eval, withheld) if withheld else None,
         "student_teacher_agreement": agreement(student_eval, teacher_eval),
+        "label_student_val_acc": label_acc,
+        "kd_gain": accuracy(student_eval, y_eval) - label_acc,
         **missing_class_scores(teacher_val, students_eval[1:], students_val[1:], y_eval, missing),
         "teacher_entropy_by_T": {str(t): normalized_entropy(transfer, t) for t in ENTROPY_GRID},
     }

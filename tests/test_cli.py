@@ -40,6 +40,30 @@ def test_run_again_adds_trials_to_the_same_study(cli, tiny_config_file, storage_
     assert numbers == [0, 1, 2]
 
 
+def test_run_shows_the_best_trial_beside_the_reference_teacher_and_the_labels_alone(cli, write_config, storage_url):
+    """The baselines: trained once per study, stored with it, printed by every run and by export."""
+    from sweetspot.study import REFERENCE_ATTR
+
+    config = write_config({"reference.batch_size": 64})
+    code, out, _ = cli("run", config, "--storage", storage_url, "--trials", "2", "--no-progress")
+    assert code == 0 and "training the reference teacher: batch 64" in out
+    study = optuna.load_study(study_name="tiny", storage=storage_url)
+    reference = study.user_attrs[REFERENCE_ATTR]
+    best_line, reference_line, labels_line = out.split("beside the baselines")[1].strip().splitlines()[3:6]
+    assert best_line.startswith("best trial") and labels_line.startswith("labels alone (no teacher)")
+    assert reference_line.startswith(f"reference teacher (64 x {reference['epochs'][0]}, best val acc)")
+    assert f"{reference['mean']['student_val_acc']:.3f}" in reference_line.split(")")[-1]
+    labels = {t.user_attrs["label_student_val_acc"] for t in study.trials} | {reference["mean"]["label_student_val_acc"]}
+    assert len(labels) == 1 and f"{labels.pop():.3f}" in labels_line  # one baseline: common random numbers
+    code, again, _ = cli("run", config, "--storage", storage_url, "--trials", "1", "--no-progress")
+    assert code == 0 and "training the reference teacher" not in again  # once per study
+    assert optuna.load_study(study_name="tiny", storage=storage_url).user_attrs[REFERENCE_ATTR] == reference
+    code, out, _ = cli("export", "--storage", storage_url, "--out", str(Path(storage_url[10:]).with_name("b.json")))
+    assert code == 0 and "reference teacher (64 x" in out
+    exported = json.loads(Path(storage_url[10:]).with_name("b.json").read_text())
+    assert exported["reference"] == reference
+
+
 def test_run_reads_the_storage_from_the_environment(cli, tiny_config_file, storage_url, monkeypatch):
     monkeypatch.setenv("SWEETSPOT_STORAGE", storage_url)
     assert cli("run", tiny_config_file, "--trials", "1", "--no-progress")[0] == 0

@@ -83,6 +83,10 @@ def test_load_config_reads_architecture_options(write_config):
         ({"distill.temperature": 0}, "distill.temperature must be > 0"),
         ({"distill.temperature": -2}, "distill.temperature must be > 0"),
         ({"distill.withheld_classes": [3, 3]}, "has duplicates"),
+        ({"distill.labels_per_class": 0}, "distill.labels_per_class must be >= 1 or null, got 0"),
+        ({"distill.transfer": "held-out"}, "distill.transfer: unknown value 'held-out' (did you mean 'heldout'?) "
+                                           "(allowed: train, heldout)"),
+        ({"distill.heldout_fraction": 1.0}, "distill.heldout_fraction must be between 0 and 1 (exclusive), got 1.0"),
         ({"search.epochs": [0, 10]}, "search.epochs must be positive"),
         ({"search.epochs": [10, 2]}, "low <= high"),
         ({"search.batch_size": [0, 64]}, "search.batch_size must be positive"),

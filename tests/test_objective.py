@@ -28,7 +28,59 @@ def test_run_trial_stores_every_metric(tiny):
     assert list(metrics["teacher_entropy_by_T"]) == [str(t) for t in ENTROPY_GRID]
     assert metrics["teacher_entropy_by_T"]["20"] > metrics["teacher_entropy_by_T"]["1"]
     assert set(metrics["time_s"]) == {"teacher", "soft_labels", "student", "total"}
-    assert all(0.0 <= metrics[k] <= 1.0 for k in TRIAL_METRICS)
+    assert all(0.0 <= metrics[k] <= 1.0 for k in TRIAL_METRICS if k != "kd_gain")
+    assert metrics["kd_gain"] == pytest.approx(metrics["student_val_acc"] - metrics["label_student_val_acc"])
+
+
+def test_the_labels_only_student_is_the_same_in_every_trial_and_is_trained_on_the_labels_alone(tiny):
+    """Common random numbers: the baseline depends on the study, never on the trial's teacher; and it
+    is a student of alpha 0, as ``sweetspot trial`` with distill.alpha 0 trains its full student."""
+    config, splits = tiny
+    a = run_trial(config, splits, TeacherParams(32, 1), seed=1).metrics
+    b = run_trial(config, splits, TeacherParams(256, 4), seed=2).metrics
+    assert a["student_val_acc"] != b["student_val_acc"]  # the teachers differ, and so do their students
+    assert a["label_student_val_acc"] == b["label_student_val_acc"]
+    alone = config_from_dict(TINY | {"distill": TINY["distill"] | {"alpha": 0.0}})
+    c = run_trial(alone, splits, TeacherParams(32, 1), seed=1).metrics
+    assert c["student_val_acc"] == pytest.approx(a["label_student_val_acc"], abs=1e-6)
+    assert c["kd_gain"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_labels_per_class_keeps_the_hard_labels_of_that_many_examples_only(tiny):
+    """The labels-only student learns from N labelled examples per class: with one per class it is
+    far worse than with all of them; the distilled student still sees every soft label, and its gain
+    over the labels-only student grows."""
+    config, splits = tiny
+    everything = run_trial(config, splits, TeacherParams(32, 4), seed=1).metrics
+    few = config_from_dict(TINY | {"distill": TINY["distill"] | {"labels_per_class": 1}})
+    scarce = run_trial(few, splits, TeacherParams(32, 4), seed=1).metrics
+    assert scarce["teacher_val_acc"] == everything["teacher_val_acc"]  # the teacher is the same
+    assert scarce["label_student_val_acc"] < everything["label_student_val_acc"] - 0.2
+    assert scarce["kd_gain"] > everything["kd_gain"] + 0.1
+
+
+def test_transfer_heldout_trains_the_teacher_without_the_transfer_examples(tiny):
+    from sweetspot.trial import transfer_set
+
+    config, splits = tiny
+    heldout = config_from_dict(TINY | {"distill": TINY["distill"] | {"transfer": "heldout", "heldout_fraction": 0.25}})
+    chosen = transfer_set(heldout, splits)
+    n_train, n_teacher = len(splits.y_train), len(chosen.teacher_splits.y_train)
+    assert n_teacher == pytest.approx(0.75 * n_train, abs=splits.n_classes)
+    transfer = set(chosen.index.tolist())
+    assert not set(splits.y_train[chosen.index].tolist()) & set(heldout.distill.withheld_classes)
+    # the teacher's examples are exactly the training examples outside the held-out part
+    teacher_rows = {tuple(r) for r in chosen.teacher_splits.x_train[:].flatten(1).tolist()}
+    own = [i for i in range(n_train) if tuple(splits.x_train[i : i + 1].flatten(1)[0].tolist()) in teacher_rows]
+    assert len(own) == n_teacher and not transfer & set(own)
+    assert torch.equal(transfer_set(config, splits).teacher_splits.y_train, splits.y_train)  # train: all of it
+    a = run_trial(config, splits, TeacherParams(32, 2), seed=1).metrics
+    b = run_trial(heldout, splits, TeacherParams(32, 2), seed=1).metrics
+    assert a["teacher_val_acc"] != b["teacher_val_acc"]
+    # its teachers walk paths of their own: a checkpoint of the whole split's teacher is never resumed
+    from sweetspot.trial import path_key
+
+    assert path_key(config, TeacherParams(32, 2), 1, CPU) != path_key(heldout, TeacherParams(32, 2), 1, CPU)
 
 
 def test_run_trial_twice_with_one_seed_gives_the_same_metrics(tiny):
@@ -110,3 +162,37 @@ def test_objective_reuses_a_finished_trial_with_the_same_parameters_unless_repea
             assert second.values == first.values
             assert second.user_attrs["seed"] == first.user_attrs["seed"]  # an export retrains the same teacher
             assert second.user_attrs["time_s"] == first.user_attrs["time_s"]
+
+
+def test_the_reference_teacher_stops_at_its_best_validation_accuracy_and_is_scored_as_a_trial(tiny):
+    """The teacher a practitioner would train: the reference batch size, early-stopped on validation
+    accuracy; its figures are those of the trial with its batch size and best epoch."""
+    from sweetspot.reference import BestEpoch, run_reference
+    from sweetspot.trial import trial_seed
+
+    config, splits = tiny
+    config = config_from_dict(TINY | {"search": TINY["search"] | {"epochs": [1, 12]},
+                                      "reference": {"batch_size": 64, "patience": 2}})
+    reference = run_reference(config, splits)
+    (epochs,) = reference["epochs"]
+    assert 1 <= epochs <= 12 and reference["batch_size"] == 64 and reference["sd"] == {}
+    params = TeacherParams(64, epochs)
+    trial = run_trial(config, splits, params, trial_seed(config, 5, params)).metrics
+    assert reference["mean"]["student_val_acc"] == trial["student_val_acc"]
+    assert reference["mean"]["teacher_val_acc"] == trial["teacher_val_acc"]
+    assert reference["mean"]["label_student_val_acc"] == trial["label_student_val_acc"]  # the same baseline
+    watch = BestEpoch(patience=2)
+    assert [watch({"epoch": e, "accuracy": a}) is not None for e, a in
+            enumerate([0.5, 0.7, 0.7, 0.8, 0.8, 0.8], start=1)] == [False] * 5 + [True]
+    assert watch.epoch == 4  # the first of equal accuracies
+
+
+def test_the_reference_teacher_over_teacher_seeds_gives_each_seed_its_own_epochs_and_an_sd(tiny):
+    from sweetspot.reference import run_reference
+
+    config, splits = tiny
+    config = config_from_dict(TINY | {"search": TINY["search"] | {"epochs": [1, 8], "teacher_seeds": 2},
+                                      "reference": {"batch_size": 32, "patience": 1}})
+    reference = run_reference(config, splits)
+    assert len(reference["epochs"]) == len(reference["teacher_seeds"]) == 2
+    assert set(reference["sd"]) == set(reference["mean"]) and len(reference["values"]["student_val_acc"]) == 2

@@ -83,6 +83,8 @@ def test_report_command_writes_into_out(cli, tiny_config_file, storage_url, tmp_
     assert "rep/report.html" in out
     page = (tmp_path / "rep" / "report.html").read_text()
     assert "sweetspot report: tiny" in page and len(_images(page)) == len(FIGURES)
+    baselines = page.split("<h2>Beside the baselines</h2>")[1].split("</table>")[0]
+    assert baselines.count("<tr>") == 4 and "reference teacher (128 x" in baselines and "labels alone" in baselines
     code, _, err = cli("report", "--storage", f"sqlite:///{tmp_path / 'none.db'}")
     assert code == 2 and err.count("\n") == 1
 
@@ -96,6 +98,8 @@ def test_study_and_trials_carry_notes_for_the_dashboard(cli, tiny_config_file, s
     for frozen in study.trials:
         trial = optuna.trial.Trial(study, frozen._trial_id)  # get_note reads a live trial
         assert get_note(trial).startswith(f"# Teacher: batch size {frozen.params['batch_size']}")
+        assert f"on the labels alone the same student reaches **{frozen.user_attrs['label_student_val_acc']:.4f}" \
+            in get_note(trial)
 
 
 def test_report_breaks_a_tie_on_the_first_objective_as_the_export_does(storage_url, tmp_path):

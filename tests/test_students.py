@@ -56,6 +56,34 @@ def test_stacked_students_equal_students_trained_one_by_one(net, shape):
         assert torch.allclose(out[s], alone(x[:10]), atol=1e-5)
 
 
+@pytest.mark.parametrize("net", [StudentConfig(epochs=2, batch_size=32),
+                                 StudentConfig(arch="convnet", options={"channels": [4], "pool": [1], "batchnorm": True},
+                                               epochs=1, batch_size=32)], ids=["stacked", "one-by-one"])
+def test_students_of_several_teachers_with_their_own_alpha_and_labels_equal_each_trained_alone(net):
+    """A trial's stack: each teacher's students (``teacher_of``), then a labels-only student (alpha 0),
+    with the hard labels of some examples only (``labelled``)."""
+    shape = (8,) if net.arch == "linear" else (1, 6, 6)
+    x, y, teacher, masks = _problem(shape)
+    teachers = torch.stack([teacher, teacher.flip(1)])
+    masks = masks[:3].repeat(2, 1)[:5]
+    teacher_of, alphas = [0, 0, 0, 1, 1], [0.9, 0.9, 0.9, 0.9, 0.0]
+    labelled = (torch.arange(N) % 4 == 0).expand(5, -1)
+    torch.manual_seed(2)
+    stacked = train_students(net, x, teachers, y, C, masks, temperature=4.0, alpha=alphas, teacher_of=teacher_of,
+                             labelled=labelled, generator=torch.Generator().manual_seed(2))
+    for s in range(5):
+        torch.manual_seed(2)
+        alone = train_student(net, x, teachers[teacher_of[s]], y, C, temperature=4.0, alpha=alphas[s],
+                              generator=torch.Generator().manual_seed(2), mask=masks[s], labelled=labelled[s])
+        for a, b in zip(_weights(stacked.copy_of(s)), _weights(alone)):
+            assert torch.allclose(a, b, atol=1e-5), (s, (a - b).abs().max())
+    w = _weights(stacked.copy_of(4))
+    torch.manual_seed(2)
+    other = train_student(net, x, teachers[1], y, C, temperature=4.0, alpha=0.9,
+                          generator=torch.Generator().manual_seed(2), mask=masks[4], labelled=labelled[4])
+    assert not all(torch.allclose(a, b, atol=1e-3) for a, b in zip(w, _weights(other)))  # alpha 0 is not 0.9
+
+
 def test_students_that_differ_only_in_their_mask_learn_different_things():
     x, y, teacher, masks = _problem()
     torch.manual_seed(0)

@@ -217,3 +217,27 @@ def test_a_fused_step_with_a_state_in_another_layout_is_what_the_layout_match_pr
     plain = step(fused=False, match=False)
     assert not torch.allclose(step(fused=True, match=False), plain, atol=1e-4)  # silently wrong
     assert torch.allclose(step(fused=True, match=True), plain, atol=1e-6)
+
+
+def test_with_labelled_examples_the_hard_term_averages_over_them_and_the_soft_term_over_all():
+    """Semi-supervised distillation (``distill.labels_per_class``): one step over the whole set, whose
+    recorded loss is the loss at the initial weights."""
+    from sweetspot.training import distill, kd_parts
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(40, 6, generator=g), torch.randint(0, 4, (40,), generator=g)
+    teacher = torch.randn(40, 4, generator=g)
+    labelled, kept = torch.arange(40) % 5 == 0, torch.arange(40) % 3 != 0
+    student = torch.nn.Linear(6, 4)
+    log_p = torch.log_softmax(teacher / 3.0, dim=1)
+    with torch.no_grad():
+        hard, soft = kd_parts(student(x), log_p, log_p.exp(), y, 3.0)
+    expected = 0.2 * hard[labelled & kept].mean() + 0.8 * 9.0 * soft[kept].mean()
+    history = distill(student, x, teacher, y, temperature=3.0, alpha=0.8, batch_size=40, epochs=1,
+                      optimizer=torch.optim.SGD(student.parameters(), lr=0.0), generator=torch.Generator(),
+                      mask=kept, labelled=labelled)
+    assert history[0] == pytest.approx(float(expected), rel=1e-5)
+    everything = distill(student, x, teacher, y, temperature=3.0, alpha=0.8, batch_size=40, epochs=1,
+                         optimizer=torch.optim.SGD(student.parameters(), lr=0.0), generator=torch.Generator(),
+                         mask=kept)
+    assert everything[0] != pytest.approx(history[0], rel=1e-3)
