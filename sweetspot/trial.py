@@ -163,7 +163,8 @@ def prepare(config: StudyConfig, device: torch.device) -> Splits:
     if largest > n_train:
         raise ConfigError(
             f"search.batch_size: {largest} is larger than the training split ({n_train} examples of "
-            f"{config.data.name}{' left to the teacher by distill.transfer: heldout' * held}); lower the upper bound to at most {n_train}"
+            f"{config.data.name}{' left to the teacher by distill.transfer: heldout' * held}); "
+            f"lower the upper bound to at most {n_train}"
         )
     return splits.to(device)
 
@@ -241,7 +242,8 @@ def run_trial(
     start = time.perf_counter()
     chosen = transfer_set(config, splits)
     keys = [path_key(config, params, s, device) for s in seeds] if checkpoints else None
-    runs = seeded_runs(config.teacher, chosen.teacher_splits, params.batch_size, params.epochs, params.lr(config), seeds,
+    runs = seeded_runs(config.teacher, chosen.teacher_splits, params.batch_size, params.epochs, params.lr(config),
+                       seeds,
                        store=checkpoints, keys=keys, watches=watches, temperature=temperature)
     timings["teacher"] = time.perf_counter() - start
     record: dict[str, Any] = {"teacher_epochs": {"trained": sum(r.epochs_trained for r in runs),

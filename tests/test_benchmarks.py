@@ -153,3 +153,60 @@ def test_a_short_soak_on_postgres_meets_its_target(postgres_url):
     tally = json.loads(result.stdout.strip().splitlines()[-2])
     assert tally["finished"] == 30 and tally["running"] == 0 and tally["duplicates"] == 0
     assert tally["retries_faithful"] and tally["ended_by_itself"]
+
+
+def _gain(tmp_path: Path, out: str, *args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, str(REPO / "benchmarks" / "student_gain.py"), "--tiny", "--students", "linear", "mlp",
+               "--labels", "10", "all", "--out", str(tmp_path / out), *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+
+
+def test_student_gain_tiny_pairs_every_teacher_with_the_baselines_and_picks_the_studies_best(tmp_path):
+    import optuna
+
+    both = _gain(tmp_path, "both")
+    assert both.returncode == 0, both.stderr
+    with open(tmp_path / "both" / "student-gain.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    teachers = ["reference", "over-trained", "sweetspot-mcr", "sweetspot-student", "labels only", "label smoothing"]
+    cells = {(r["student"], r["labels_per_class"]) for r in rows}
+    assert cells == {("linear", "10"), ("linear", "all"), ("mlp", "10"), ("mlp", "all")}
+    assert len(rows) == len(cells) * 2 * len(teachers)
+    for r in rows:
+        if r["teacher"] in teachers[:4]:
+            assert float(r["temperature"]) in (1, 2, 4, 9) and float(r["alpha"]) in (0.5, 0.9, 0.99)
+    score = {(r["student"], r["labels_per_class"], r["teacher"], r["seed_index"]): float(r["test_acc"]) for r in rows}
+    # labels are scarce: the labels-only student learns less from 10 per class than from all of them
+    assert all(score[("linear", "10", "labels only", i)] < score[("linear", "all", "labels only", i)] for i in "01")
+    # the paired difference in the table is the mean of the per-seed differences
+    gains = [score[("linear", "all", "sweetspot-mcr", i)] - score[("linear", "all", "reference", i)] for i in "01"]
+    line = next(x for x in both.stdout.splitlines() if x.startswith("| linear | all | train | 2 |"))
+    assert f"{100 * sum(gains) / 2:.1f} ± " in line.split(" | ")[11]
+    # the sweetspot teacher ranked by missing_class_recall is the probe study's best trial by it
+    storage = f"sqlite:///{tmp_path / 'both' / 'work' / 'studies' / 'studies.db'}"
+    study = optuna.load_study(study_name="probe-train-all", storage=storage)
+    best = max(study.trials, key=lambda t: (t.user_attrs["missing_class_recall"], t.user_attrs["student_val_acc"],
+                                            -t.number))
+    mcr = next(r for r in rows if r["teacher"] == "sweetspot-mcr" and r["labels_per_class"] == "all")
+    assert (int(mcr["batch_size"]), int(mcr["epochs"])) == (best.params["batch_size"], best.params["epochs"])
+    reference = next(r for r in rows if r["teacher"] == "reference")
+    over = next(r for r in rows if r["teacher"] == "over-trained")
+    assert int(reference["epochs"]) <= int(over["epochs"]) == 6  # the search's largest
+
+    # seeds run apart (sharing their studies) and combined give the same rows and table
+    def apart(out: str, *args: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, str(REPO / "benchmarks" / "student_gain.py"), "--tiny", "--students", "linear",
+                   "--labels", "all", "--seeds", "2", "--out", str(tmp_path / out), "--work", str(tmp_path / "w"),
+                   *args]
+        return subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+
+    assert apart("seed0", "--seed-indices", "0").returncode == 0
+    assert apart("seed1", "--seed-indices", "1").returncode == 0
+    combined = apart("combined", "--combine", str(tmp_path / "seed0" / "student-gain.csv"),
+                     str(tmp_path / "seed1" / "student-gain.csv"))
+    assert combined.returncode == 0, combined.stderr
+    with open(tmp_path / "combined" / "student-gain.csv", newline="") as handle:
+        together = sorted(tuple(r.items()) for r in csv.DictReader(handle))
+    linear_all = [r for r in rows if (r["student"], r["labels_per_class"]) == ("linear", "all")]
+    assert together == sorted(tuple(r.items()) for r in linear_all)
+    assert line in combined.stdout

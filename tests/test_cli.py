@@ -53,7 +53,8 @@ def test_run_shows_the_best_trial_beside_the_reference_teacher_and_the_labels_al
     assert best_line.startswith("best trial") and labels_line.startswith("labels alone (no teacher)")
     assert reference_line.startswith(f"reference teacher (64 x {reference['epochs'][0]}, best val acc)")
     assert f"{reference['mean']['student_val_acc']:.3f}" in reference_line.split(")")[-1]
-    labels = {t.user_attrs["label_student_val_acc"] for t in study.trials} | {reference["mean"]["label_student_val_acc"]}
+    labels = {t.user_attrs["label_student_val_acc"] for t in study.trials}
+    labels.add(reference["mean"]["label_student_val_acc"])
     assert len(labels) == 1 and f"{labels.pop():.3f}" in labels_line  # one baseline: common random numbers
     code, again, _ = cli("run", config, "--storage", storage_url, "--trials", "1", "--no-progress")
     assert code == 0 and "training the reference teacher" not in again  # once per study

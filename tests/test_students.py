@@ -56,9 +56,12 @@ def test_stacked_students_equal_students_trained_one_by_one(net, shape):
         assert torch.allclose(out[s], alone(x[:10]), atol=1e-5)
 
 
+BATCH_NORM_CONVNET = {"channels": [4], "pool": [1], "batchnorm": True}
+
+
 @pytest.mark.parametrize("net", [StudentConfig(epochs=2, batch_size=32),
-                                 StudentConfig(arch="convnet", options={"channels": [4], "pool": [1], "batchnorm": True},
-                                               epochs=1, batch_size=32)], ids=["stacked", "one-by-one"])
+                                 StudentConfig(arch="convnet", options=BATCH_NORM_CONVNET, epochs=1, batch_size=32)],
+                         ids=["stacked", "one-by-one"])
 def test_students_of_several_teachers_with_their_own_alpha_and_labels_equal_each_trained_alone(net):
     """A trial's stack: each teacher's students (``teacher_of``), then a labels-only student (alpha 0),
     with the hard labels of some examples only (``labelled``)."""
