@@ -193,11 +193,21 @@ def test_student_gain_tiny_pairs_every_teacher_with_the_baselines_and_picks_the_
     over = next(r for r in rows if r["teacher"] == "over-trained")
     assert int(reference["epochs"]) <= int(over["epochs"]) == 6  # the search's largest
 
-    # seeds run apart (sharing their studies) and combined give the same rows and table
+    # the cheap predictors read the run's teachers back from its checkpoints and correlate them
+    predictors = subprocess.run([sys.executable, str(REPO / "benchmarks" / "teacher_predictors.py"), "--tiny",
+                                 "--seeds", "2", "--rows", str(tmp_path / "both" / "student-gain.csv"), "--work",
+                                 str(tmp_path / "both" / "work")], capture_output=True, text=True, timeout=600,
+                                check=False)
+    assert predictors.returncode == 0, predictors.stderr
+    table = [x for x in predictors.stdout.splitlines() if x.startswith("| linear | all | train | 8 |")]
+    assert len(table) == 1 and len(table[0].split(" | ")) == 10
+    assert "Reaches |rho| >= 0.8" in predictors.stdout
+
+    # seeds run apart and combined give the same rows and table (sharing the first run's studies and teachers)
     def apart(out: str, *args: str) -> subprocess.CompletedProcess:
         command = [sys.executable, str(REPO / "benchmarks" / "student_gain.py"), "--tiny", "--students", "linear",
-                   "--labels", "all", "--seeds", "2", "--out", str(tmp_path / out), "--work", str(tmp_path / "w"),
-                   *args]
+                   "--labels", "all", "--seeds", "2", "--out", str(tmp_path / out),
+                   "--work", str(tmp_path / "both" / "work"), *args]
         return subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
 
     assert apart("seed0", "--seed-indices", "0").returncode == 0
