@@ -243,8 +243,7 @@ def run_trial(
     chosen = transfer_set(config, splits)
     keys = [path_key(config, params, s, device) for s in seeds] if checkpoints else None
     runs = seeded_runs(config.teacher, chosen.teacher_splits, params.batch_size, params.epochs, params.lr(config),
-                       seeds,
-                       store=checkpoints, keys=keys, watches=watches, temperature=temperature)
+                       seeds, store=checkpoints, keys=keys, watches=watches, temperature=temperature)
     timings["teacher"] = time.perf_counter() - start
     record: dict[str, Any] = {"teacher_epochs": {"trained": sum(r.epochs_trained for r in runs),
                                                  "reused": sum(r.epochs_reused for r in runs)}}
