@@ -29,14 +29,14 @@ import torch
 import torch.nn.functional as F
 from machine import describe
 from scipy.stats import spearmanr
-from student_gain import base_config, cell_config, read_rows
+from student_gain import base_config, cell_config, fitted, read_rows
 
 from sweetspot.checkpoints import CheckpointStore
 from sweetspot.config import trajectory_seed
 from sweetspot.experiments.common import markdown_table, mean_sd
 from sweetspot.metrics import accuracy, expected_calibration_error, normalized_entropy
 from sweetspot.training import predict_logits
-from sweetspot.trial import TeacherParams, prepare, run_trial, teacher_seeds
+from sweetspot.trial import TeacherParams, run_trial, teacher_seeds
 
 MEASURES = ("val_nll_ts", "val_ece", "entropy_train", "entropy_val", "missing_class_recall", "teacher_val_acc")
 RHO_NEEDED = 0.8
@@ -79,8 +79,7 @@ def main() -> None:
         key = (r["transfer"], r["labels_per_class"], r["batch_size"], r["epochs"], r["seed_index"])
         if key not in seen:
             labels = None if r["labels_per_class"] == "all" else int(r["labels_per_class"])
-            config = cell_config(base, "linear", labels, r["transfer"], args.tiny)
-            splits = prepare(config, torch.device("cpu"))
+            config, splits = fitted(cell_config(base, "linear", labels, r["transfer"], args.tiny))
             own = trajectory_seed(config, r["batch_size"], config.teacher.lr)
             seed = teacher_seeds(own, args.seeds)[r["seed_index"]]
             seen[key] = measures(config, splits, r["batch_size"], r["epochs"], seed, store)
