@@ -284,6 +284,11 @@ def test_the_progress_bar_survives_a_connection_dropped_while_it_reads_the_metri
         assert bar.n == 1
 
 
+def _claimed(url: str, name: str) -> list:
+    """The RUNNING trials whose worker has recorded itself on them (a trial is RUNNING a moment before)."""
+    return [t for t in _running(url, name) if "worker" in t.user_attrs]
+
+
 def _gone(pid: int) -> bool:
     """No such process, or a zombie nobody reaped yet (it runs nothing)."""
     try:
@@ -295,8 +300,8 @@ def _gone(pid: int) -> bool:
 
 def test_a_killed_supervisor_takes_its_workers_with_it(write_config, tmp_path, postgres_url, study_name):
     run = _slow_run(write_config, tmp_path, postgres_url, study_name, workers=2, trials=200)
-    _wait(lambda: len(_running(postgres_url, study_name)) == 2, 120, "both workers running a trial")
-    workers = [int(t.user_attrs["worker"].rsplit(":", 1)[1]) for t in _running(postgres_url, study_name)]
+    _wait(lambda: len(_claimed(postgres_url, study_name)) == 2, 120, "both workers running a trial")
+    workers = [int(t.user_attrs["worker"].rsplit(":", 1)[1]) for t in _claimed(postgres_url, study_name)]
     run.send_signal(signal.SIGKILL)  # no chance to stop anything itself
     run.communicate(timeout=30)
     _wait(lambda: all(_gone(pid) for pid in workers), 15, "the orphaned workers to stop")  # not 200 trials later
@@ -322,8 +327,8 @@ def test_a_workers_end_decides_the_exit_code():
 
 def _kill_workers(run, url: str, name: str, how_many: int) -> list[int]:
     """SIGKILL ``how_many`` of a running `sweetspot run --workers N`'s workers while each trains."""
-    _wait(lambda: len(_running(url, name)) >= how_many, 120, f"{how_many} workers in a trial")
-    pids = sorted({int(t.user_attrs["worker"].rsplit(":", 1)[1]) for t in _running(url, name)})[:how_many]
+    _wait(lambda: len(_claimed(url, name)) >= how_many, 120, f"{how_many} workers in a trial")
+    pids = sorted({int(t.user_attrs["worker"].rsplit(":", 1)[1]) for t in _claimed(url, name)})[:how_many]
     for pid in pids:
         __import__("os").kill(pid, signal.SIGKILL)
     return pids
