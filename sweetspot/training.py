@@ -251,18 +251,14 @@ def kd_terms(
     teacher_p: torch.Tensor,
     labels: torch.Tensor,
     temperature: float,
-    alpha: float | torch.Tensor,
+    alpha: float,
     convention: str,
 ) -> torch.Tensor:
     """``kd_loss_per_example`` from the teacher's soft labels at T (and their logarithm), which a
-    training run computes once for the whole transfer set instead of at every step. ``alpha`` may be
-    one per stacked student (S x 1; ``kd_weights`` makes it)."""
+    training run computes once for the whole transfer set instead of at every step."""
     hard, soft = kd_parts(student_logits, teacher_log_p, teacher_p, labels, temperature)
-    if isinstance(alpha, torch.Tensor):
-        hard_weight, soft_weight = kd_weights(alpha, temperature, convention)
-        return hard_weight * hard + soft_weight * soft
-    scale = temperature * temperature if convention == "hinton" else 1.0
-    return (1.0 - alpha) * hard + alpha * scale * soft
+    hard_weight, soft_weight = kd_weights(alpha, temperature, convention)
+    return hard_weight * hard + soft_weight * soft
 
 
 def kd_parts(
@@ -278,12 +274,17 @@ def kd_parts(
     return hard, soft
 
 
-def kd_weights(alpha: torch.Tensor, temperature: float, convention: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """The weights of the hard and the soft term for per-student ``alpha``: computed in float64 and
-    then rounded, so that each equals the float weight ``kd_terms`` uses for one alpha."""
+def kd_weights(
+    alpha: float | Sequence[float], temperature: float, convention: str, device: torch.device | None = None,
+) -> tuple[Any, Any]:
+    """The weights of the hard and the soft term, ``1 - alpha`` and ``alpha`` (times T^2 for hinton):
+    floats for one alpha; for one per stacked student, S-vectors on ``device``, computed in float64
+    and then rounded, so that each equals the float weight of its alpha alone."""
     scale = temperature * temperature if convention == "hinton" else 1.0
-    alpha64 = alpha.to(torch.float64)
-    return (1.0 - alpha64).to(alpha.dtype), (alpha64 * scale).to(alpha.dtype)
+    if isinstance(alpha, float | int):
+        return 1.0 - alpha, alpha * scale
+    alpha64 = torch.tensor(list(alpha), dtype=torch.float64)
+    return (1.0 - alpha64).float().to(device), (alpha64 * scale).float().to(device)
 
 
 def kd_loss(
@@ -349,21 +350,19 @@ def distill(
     p = log_p.exp()
     device = log_p.device
     which = None if teacher_of is None else torch.as_tensor(list(teacher_of), device=device)
-    weight = alpha if isinstance(alpha, float | int) else torch.tensor(list(alpha), device=device)
+    hard_weight, soft_weight = kd_weights(alpha, temperature, convention, device)  # once, not per step
+    if isinstance(hard_weight, torch.Tensor) and labelled is None:  # per student, against S x B losses
+        hard_weight, soft_weight = hard_weight.unsqueeze(-1), soft_weight.unsqueeze(-1)
 
     def loss_of_batch(i: torch.Tensor) -> torch.Tensor:
         log_p_i, p_i = log_p[..., i, :], p[..., i, :]
         if which is not None and log_p.dim() == 3:  # each teacher's batch to its students, per batch only
             log_p_i, p_i = log_p_i[which], p_i[which]
         kept = None if mask is None else mask[..., i]
-        logits = student(x[i])
+        hard, soft = kd_parts(student(x[i]), log_p_i, p_i, y[i], temperature)
         if labelled is None:
-            a = weight if isinstance(weight, float | int) else weight.unsqueeze(-1)
-            return masked_mean(kd_terms(logits, log_p_i, p_i, y[i], temperature, a, convention), kept)
-        hard, soft = kd_parts(logits, log_p_i, p_i, y[i], temperature)
+            return masked_mean(hard_weight * hard + soft_weight * soft, kept)
         with_label = labelled[..., i] if kept is None else labelled[..., i] & kept
-        a = torch.as_tensor(weight, dtype=torch.float32, device=device)
-        hard_weight, soft_weight = kd_weights(a, temperature, convention)
         return (hard_weight * mean_kept(hard, with_label) + soft_weight * mean_kept(soft, kept)).sum()
 
     return train_loop(
