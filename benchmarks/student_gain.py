@@ -144,21 +144,31 @@ def ranked_teachers(base: dict[str, Any], config: StudyConfig, splits: Any, stud
     return chosen
 
 
+def grid_name(temperatures: tuple[float, ...], alphas: tuple[float, ...]) -> str:
+    """The grid as the CSV records it, e.g. ``T 1,2,4,9 x alpha 0.5,0.9,0.99``."""
+    return f"T {','.join(map(str, temperatures))} x alpha {','.join(map(str, alphas))}"
+
+
+FULL_GRID = grid_name(TEMPERATURES, ALPHAS)
+
+
 def grid_scores(config: StudyConfig, x: Any, logits: torch.Tensor, y: torch.Tensor, n_classes: int,
-                labelled: torch.Tensor | None, evaluation: dict[str, tuple[Any, torch.Tensor]]) -> list[dict[str, Any]]:
+                labelled: torch.Tensor | None, evaluation: dict[str, tuple[Any, torch.Tensor]],
+                temperatures: tuple[float, ...] = TEMPERATURES, alphas: tuple[float, ...] = ALPHAS,
+                ) -> list[dict[str, Any]]:
     """The cell's student distilled from ``logits`` at every (T, alpha) of the grid (the alphas of one T
     stacked), each scored on validation and test."""
     out = []
-    for t in TEMPERATURES:
-        masks = torch.ones(len(ALPHAS), len(y), dtype=torch.bool)
+    for t in temperatures:
+        masks = torch.ones(len(alphas), len(y), dtype=torch.bool)
         students = train_students(config.student, x, logits, y, n_classes, masks, temperature=float(t),
-                                  alpha=list(ALPHAS), generator=seeded_for_students(config),
+                                  alpha=list(alphas), generator=seeded_for_students(config),
                                   convention=config.distill.loss,
-                                  labelled=None if labelled is None else labelled.expand(len(ALPHAS), -1))
+                                  labelled=None if labelled is None else labelled.expand(len(alphas), -1))
         scores = {split: [accuracy(o, ye) for o in predict_logits(students, xe)] for split, (xe, ye) in
                   evaluation.items()}
         out += [{"temperature": t, "alpha": a, "val_acc": scores["val"][i], "test_acc": scores["test"][i]}
-                for i, a in enumerate(ALPHAS)]
+                for i, a in enumerate(alphas)]
     return out
 
 
@@ -185,10 +195,12 @@ def chosen_on_val(scores: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def run_cell(base: dict[str, Any], config: StudyConfig, splits: Any, student: str, seeds: list[int], n_seeds: int,
-             trials: int, work: Path, store: CheckpointStore | None, tiny: bool) -> list[dict[str, Any]]:
+             trials: int, work: Path, store: CheckpointStore | None, tiny: bool,
+             grid: tuple[tuple[float, ...], tuple[float, ...]] = (TEMPERATURES, ALPHAS)) -> list[dict[str, Any]]:
     """Rows of one cell: each teacher and baseline at each seed index, its chosen setting and scores."""
     d = config.distill
     cell = {"student": student, "labels_per_class": d.labels_per_class or "all", "transfer": d.transfer}
+    recorded = {"grid": grid_name(*grid)}
     start = time.perf_counter()
     ranked = ranked_teachers(base, config, splits, student, trials, work, store, tiny)
     print(f"  studies: {', '.join(f'{k} trial {n} ({b} x {e})' for k, (n, b, e) in ranked.items())} "
@@ -213,17 +225,17 @@ def run_cell(base: dict[str, Any], config: StudyConfig, splits: Any, student: st
             teacher = seeded_run(config.teacher, chosen.teacher_splits, batch, epochs, lr, seed, store=store,
                                  key=key).teacher
             logits = predict_logits(teacher, x)
-            best = chosen_on_val(grid_scores(config_i, x, logits, y, splits.n_classes, labelled, evaluation))
+            best = chosen_on_val(grid_scores(config_i, x, logits, y, splits.n_classes, labelled, evaluation, *grid))
             rows.append({**cell, "teacher": name, "seed_index": i, "trial": trial, "batch_size": batch,
                          "epochs": epochs, "teacher_val_acc": round(accuracy(predict_logits(teacher, splits.x_val),
                                                                              splits.y_val), 6),
                          "teacher_entropy": round(normalized_entropy(logits, 9.0), 6), "smoothing": None,
-                         **{k: round(v, 6) if isinstance(v, float) else v for k, v in best.items()}})
+                         **{k: round(v, 6) if isinstance(v, float) else v for k, v in best.items()}, **recorded})
         for name, scores in baseline_scores(config_i, x, y, splits.n_classes, chosen.labelled, evaluation).items():
             best = chosen_on_val(scores)
             rows.append({**cell, "teacher": name, "seed_index": i, "trial": None, "batch_size": None, "epochs": None,
                          "teacher_val_acc": None, "teacher_entropy": None, "temperature": None, "alpha": None,
-                         **{k: round(v, 6) for k, v in best.items()}})
+                         **{k: round(v, 6) for k, v in best.items()}, **recorded})
         print(f"  seed {i}: {time.perf_counter() - start:.0f} s", flush=True)
     return rows
 
@@ -272,12 +284,15 @@ def summary(rows: list[dict[str, Any]]) -> tuple[str, list[str]]:
 
 def markdown(rows: list[dict[str, Any]]) -> str:
     table, paying = summary(rows)
+    grids = dict.fromkeys((r["student"], r["grid"]) for r in rows)
+    own = "" if {g for _, g in grids} == {FULL_GRID} else (
+        " (the grid per student: " + "; ".join(f"{s}: {g}" for s, g in grids) + ")")
     verdict = ("Cells where a sweetspot teacher's student beats both the reference teacher's and labels alone by at "
                f"least {100 * PAYS_BY:.0f} point and by more than twice the sd of the paired difference: "
                + ("; ".join(paying) if paying else "**none**") + ".")
     return (f"Student accuracy (%) on the test split, mean ± sd over the seeds (seed i: the i-th teacher seed of "
             f"every teacher, student seed i); each teacher's student at the (T, alpha) of T in {TEMPERATURES} x alpha "
-            f"in {ALPHAS} best on the validation split, label smoothing at the factor of {SMOOTHING} best there. "
+            f"in {ALPHAS}{own} best on the validation split, label smoothing at the factor of {SMOOTHING} best there. "
             "Differences are paired by seed (mean ± sd of the difference, points).\n\n" + table + "\n" + verdict + "\n")
 
 
@@ -316,8 +331,9 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
                 pass
         return text
 
-    with open(path, newline="") as handle:
-        return [{k: value(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+    with open(path, newline="") as handle:  # rows written before --temperatures/--alphas had the full grid
+        return [{**{k: value(v) for k, v in row.items()}, "grid": row.get("grid") or FULL_GRID}
+                for row in csv.DictReader(handle)]
 
 
 def save(out: Path, rows: list[dict[str, Any]]) -> None:
@@ -332,6 +348,10 @@ def main() -> None:
     parser.add_argument("--students", nargs="+", choices=tuple(STUDENTS), default=["linear"])
     parser.add_argument("--labels", nargs="+", default=["50", "all"], help="labels per class: numbers or all")
     parser.add_argument("--transfer", nargs="+", choices=("train", "heldout"), default=["train"])
+    parser.add_argument("--temperatures", type=float, nargs="+", default=list(TEMPERATURES),
+                        help=f"the grid's T (default: {' '.join(map(str, TEMPERATURES))})")
+    parser.add_argument("--alphas", type=float, nargs="+", default=list(ALPHAS),
+                        help=f"the grid's alpha (default: {' '.join(map(str, ALPHAS))})")
     parser.add_argument("--seeds", type=int, default=5, help="seeds per cell (default: 5)")
     parser.add_argument("--seed-indices", type=int, nargs="+", metavar="I", help="run only these seeds")
     parser.add_argument("--trials", type=int, default=16, help="trials of each sweetspot study (default: 16)")
@@ -353,6 +373,7 @@ def main() -> None:
     base = base_config(dataset, args.tiny)
     if args.data_dir:
         base["data"] = {**base["data"], "data_dir": args.data_dir}
+    grid = (tuple(int(t) if t == int(t) else t for t in args.temperatures), tuple(args.alphas))
     work = args.work or args.out / "work"
     store = CheckpointStore(work / "checkpoints", 2**40)
     rows: list[dict[str, Any]] = []
@@ -364,7 +385,7 @@ def main() -> None:
                 print(f"cell: {student} student, {labels} labels per class, soft labels on {transfer}", flush=True)
                 start = time.perf_counter()
                 rows += run_cell(base, config, splits, student, args.seed_indices or list(range(seeds)), seeds, trials,
-                                 work, store, args.tiny)
+                                 work, store, args.tiny, grid)
                 print(f"  cell: {time.perf_counter() - start:.0f} s", flush=True)
                 save(args.out, rows)
     print(markdown(rows))

@@ -16,6 +16,8 @@ choose (the best mean measure in the direction of rho) gives a student within 1 
 
     .venv/bin/python benchmarks/teacher_predictors.py --rows OUT/student-gain.csv --work OUT/work \\
         --dataset fashion-mnist [--out OUT]
+
+Several runs (each cell in its own process and ``--work``): ``--rows A.csv B.csv --work A/work B/work``.
 """
 
 from __future__ import annotations
@@ -63,19 +65,24 @@ def measures(config: Any, splits: Any, batch: int, epochs: int, seed: int, store
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=Path, required=True, help="a student_gain.py CSV")
-    parser.add_argument("--work", type=Path, required=True, help="its --work folder (the teachers' checkpoints)")
+    parser.add_argument("--rows", type=Path, nargs="+", required=True, help="student_gain.py CSVs")
+    parser.add_argument("--work", type=Path, nargs="+", required=True,
+                        help="their --work folders (the teachers' checkpoints), one per CSV")
     parser.add_argument("--dataset", choices=("digits", "fashion-mnist"), default="fashion-mnist")
     parser.add_argument("--tiny", action="store_true")
     parser.add_argument("--seeds", type=int, default=5, help="the run's --seeds")
-    parser.add_argument("--out", type=Path, help="write teacher-predictors.md here")
+    parser.add_argument("--out", type=Path, help="write STEM.md here")
+    parser.add_argument("--stem", default="teacher-predictors", help="the output's name (default: %(default)s)")
     args = parser.parse_args()
+    if len(args.rows) != len(args.work):
+        parser.error(f"--rows names {len(args.rows)} CSVs and --work {len(args.work)} folders: give one per CSV")
     print(describe())
-    rows = [r for r in read_rows(args.rows) if r["batch_size"] is not None]
+    rows = [{**r, "work": work} for path, work in zip(args.rows, args.work) for r in read_rows(path)
+            if r["batch_size"] is not None]
     base = base_config("digits" if args.tiny else args.dataset, args.tiny)
-    store = CheckpointStore(args.work / "checkpoints", 2**40)
     seen: dict[tuple[Any, ...], dict[str, float]] = {}
     for r in rows:
+        store = CheckpointStore(r.pop("work") / "checkpoints", 2**40)
         key = (r["transfer"], r["labels_per_class"], r["batch_size"], r["epochs"], r["seed_index"])
         if key not in seen:
             labels = None if r["labels_per_class"] == "all" else int(r["labels_per_class"])
@@ -113,7 +120,7 @@ def main() -> None:
     print(text)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "teacher-predictors.md").write_text(text)
+        (args.out / f"{args.stem}.md").write_text(text)
 
 
 if __name__ == "__main__":

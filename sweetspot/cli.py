@@ -405,11 +405,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _reference(study: Any, config: Any, objective: Any) -> dict[str, Any] | None:
     """The study's reference teacher, trained here the first time (``study.ensure_reference``)."""
+    from sweetspot.config import trains_students
     from sweetspot.study import REFERENCE_ATTR, ensure_reference, user_attrs
 
     if config.reference.batch_size is not None and REFERENCE_ATTR not in user_attrs(study):
+        students = "with its students" if trains_students(config) else "without students (no objective needs one)"
         print(f"training the reference teacher: batch {config.reference.batch_size}, stopped at its best validation "
-              f"accuracy (patience {config.reference.patience}), with its students; once per study", flush=True)
+              f"accuracy (patience {config.reference.patience}), {students}; once per study", flush=True)
     return ensure_reference(study, config, objective.splits, objective.checkpoints)
 
 

@@ -20,11 +20,13 @@ import torch
 from sweetspot.checkpoints import CheckpointStore, trajectory_key
 from sweetspot.config import (
     ENTROPY_GRID,
+    STUDENT_METRICS,
     NetConfig,
     StudyConfig,
     batch_size_choices,
     derive_seed,
     missing_classes,
+    trains_students,
     trajectory_seed,
 )
 from sweetspot.data import (
@@ -234,7 +236,6 @@ def run_trial(
     """
     device = splits.x_train.device
     temperature = params.t(config)
-    withheld = config.distill.withheld_classes
     seeds = list(seeds) if seeds is not None else teacher_seeds(seed, config.search.teacher_seeds)
     watches = list(watch) if isinstance(watch, Sequence) else [watch] * len(seeds)
     timings: dict[str, float] = {}
@@ -255,8 +256,7 @@ def run_trial(
 
     start = time.perf_counter()
     # the transfer set, like the students' random numbers, depends on the study and not on the trial
-    index = chosen.index
-    x_transfer, y_transfer = splits.x_train.take(index), splits.y_train[index]
+    x_transfer, y_transfer = splits.x_train.take(chosen.index), splits.y_train[chosen.index]
     x_eval, y_eval = splits.evaluation(split)
     transfer = torch.stack([predict_logits(r.teacher, x_transfer) for r in runs])  # M x N x C, once per trial
     teacher_eval = torch.stack([predict_logits(r.teacher, x_eval) for r in runs])
@@ -268,60 +268,82 @@ def run_trial(
     if not torch.isfinite(transfer).all():
         raise TrainingDiverged("teacher logits are not finite")
 
-    start = time.perf_counter()
-    missing = missing_classes(config, splits.n_classes)
-    per_teacher = 1 + len(missing)  # the full student, then one per missing class
-    masks = torch.stack([torch.ones_like(y_transfer, dtype=torch.bool), *(y_transfer != k for k in missing)])
-    # the labels-only student last: alpha 0, on the labelled examples, from the same random numbers
-    masks = torch.cat([masks.repeat(len(runs), 1), chosen.labelled[None]])
-    alphas = [config.distill.alpha] * (len(masks) - 1) + [0.0]
-    teacher_of = [m for m in range(len(runs)) for _ in range(per_teacher)] + [0]
-    labelled = None if config.distill.labels_per_class is None else chosen.labelled.expand(len(masks), -1)
-    generator = seeded_for_students(config)  # common random numbers: the same in every trial and teacher seed
-    students = train_students(
-        config.student, x_transfer, transfer if len(runs) > 1 else transfer[0], y_transfer, splits.n_classes,
-        masks, temperature=temperature, alpha=alphas, generator=generator, convention=config.distill.loss,
-        teacher_of=teacher_of, labelled=labelled,
-    )
-    students_eval = predict_logits(students, x_eval)
-    label_eval = students_eval[-1]
-    students_eval = students_eval[:-1].unflatten(0, (len(runs), per_teacher))
-    students_val = students_eval if split == "val" else predict_logits(students, splits.x_val)[:-1].unflatten(
-        0, (len(runs), per_teacher))
-    timings["student"] = time.perf_counter() - start
-
-    by_seed = [
-        _seed_metrics(transfer[m], y_transfer, teacher_eval[m], teacher_val[m], students_eval[m], students_val[m],
-                      label_eval, y_eval, withheld, missing, temperature)
-        for m in range(len(runs))
-    ]
+    if not trains_students(config):  # every objective is the teacher's: no student to pay for
+        by_seed = [_teacher_metrics(transfer[m], y_transfer, teacher_eval[m], y_eval, temperature)
+                   | dict.fromkeys(STUDENT_METRICS) for m in range(len(runs))]
+    else:
+        by_seed = _with_students(config, splits, chosen, len(runs), transfer, teacher_eval, teacher_val, split,
+                                 temperature, timings)
     metrics = _over_seeds(by_seed, seeds)
     metrics |= {"time_s": {**timings, "total": sum(timings.values())}, **record}
     return TrialOutcome(metrics, runs[0].teacher, soft_labels_by_class(teacher_eval[0], y_eval, temperature))
 
 
-def _seed_metrics(
-    transfer: torch.Tensor, y_transfer: torch.Tensor, teacher_eval: torch.Tensor, teacher_val: torch.Tensor,
-    students_eval: torch.Tensor, students_val: torch.Tensor, label_eval: torch.Tensor, y_eval: torch.Tensor,
-    withheld: tuple[int, ...], missing: tuple[int, ...], temperature: float,
-) -> dict[str, Any]:
-    """One teacher seed's metrics, from its logits, its students' (the full one first) and the
-    labels-only student's."""
-    student_eval = students_eval[0]
-    label_acc = accuracy(label_eval, y_eval)
+def _with_students(
+    config: StudyConfig, splits: Splits, chosen: TransferSet, n_teachers: int, transfer: torch.Tensor,
+    teacher_eval: torch.Tensor, teacher_val: torch.Tensor, split: str, temperature: float, timings: dict[str, float],
+) -> list[dict[str, Any]]:
+    """Every teacher seed's metrics with its students': the full student and the k-less ones of each
+    seed, and the labels-only student, trained as one stacked model."""
+    start = time.perf_counter()
+    x_transfer, y_transfer = splits.x_train.take(chosen.index), splits.y_train[chosen.index]
+    x_eval, y_eval = splits.evaluation(split)
+    missing = missing_classes(config, splits.n_classes)
+    per_teacher = 1 + len(missing)  # the full student, then one per missing class
+    masks = torch.stack([torch.ones_like(y_transfer, dtype=torch.bool), *(y_transfer != k for k in missing)])
+    # the labels-only student last: alpha 0, on the labelled examples, from the same random numbers
+    masks = torch.cat([masks.repeat(n_teachers, 1), chosen.labelled[None]])
+    alphas = [config.distill.alpha] * (len(masks) - 1) + [0.0]
+    teacher_of = [m for m in range(n_teachers) for _ in range(per_teacher)] + [0]
+    labelled = None if config.distill.labels_per_class is None else chosen.labelled.expand(len(masks), -1)
+    generator = seeded_for_students(config)  # common random numbers: the same in every trial and teacher seed
+    students = train_students(
+        config.student, x_transfer, transfer if n_teachers > 1 else transfer[0], y_transfer, splits.n_classes,
+        masks, temperature=temperature, alpha=alphas, generator=generator, convention=config.distill.loss,
+        teacher_of=teacher_of, labelled=labelled,
+    )
+    students_eval = predict_logits(students, x_eval)
+    label_eval = students_eval[-1]
+    students_eval = students_eval[:-1].unflatten(0, (n_teachers, per_teacher))
+    students_val = students_eval if split == "val" else predict_logits(students, splits.x_val)[:-1].unflatten(
+        0, (n_teachers, per_teacher))
+    timings["student"] = time.perf_counter() - start
+    return [
+        _teacher_metrics(transfer[m], y_transfer, teacher_eval[m], y_eval, temperature)
+        | _student_metrics(teacher_eval[m], teacher_val[m], students_eval[m], students_val[m], label_eval, y_eval,
+                           config.distill.withheld_classes, missing)
+        for m in range(n_teachers)
+    ]
+
+
+def _teacher_metrics(transfer: torch.Tensor, y_transfer: torch.Tensor, teacher_eval: torch.Tensor,
+                     y_eval: torch.Tensor, temperature: float) -> dict[str, Any]:
+    """One teacher seed's own metrics, from its logits on the transfer set and the scored split."""
     return {
         "teacher_val_acc": accuracy(teacher_eval, y_eval),
         "teacher_entropy": normalized_entropy(transfer, temperature),
         "teacher_nontarget_entropy": nontarget_entropy(transfer, y_transfer, temperature),
         "teacher_gamma": off_target_mass(transfer, y_transfer, temperature),
         "teacher_ece": expected_calibration_error(teacher_eval, y_eval),
+        "teacher_entropy_by_T": {str(t): normalized_entropy(transfer, t) for t in ENTROPY_GRID},
+    }
+
+
+def _student_metrics(
+    teacher_eval: torch.Tensor, teacher_val: torch.Tensor, students_eval: torch.Tensor, students_val: torch.Tensor,
+    label_eval: torch.Tensor, y_eval: torch.Tensor, withheld: tuple[int, ...], missing: tuple[int, ...],
+) -> dict[str, Any]:
+    """One teacher seed's students' metrics (the full student first, then the k-less ones) and the
+    labels-only student's."""
+    student_eval = students_eval[0]
+    label_acc = accuracy(label_eval, y_eval)
+    return {
         "student_val_acc": accuracy(student_eval, y_eval),
         "student_withheld_acc": class_accuracy(student_eval, y_eval, withheld) if withheld else None,
         "student_teacher_agreement": agreement(student_eval, teacher_eval),
         "label_student_val_acc": label_acc,
         "kd_gain": accuracy(student_eval, y_eval) - label_acc,
         **missing_class_scores(teacher_val, students_eval[1:], students_val[1:], y_eval, missing),
-        "teacher_entropy_by_T": {str(t): normalized_entropy(transfer, t) for t in ENTROPY_GRID},
     }
 
 

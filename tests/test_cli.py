@@ -20,7 +20,7 @@ def test_run_console_script_completes_a_study_readable_by_optuna(tiny_config_fil
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 'sweetspot.db'}")
     assert len(study.trials) == 3
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
-    assert study.metric_names == ["missing_class_recall", "student_val_acc"]
+    assert study.metric_names == ["student_val_acc", "missing_class_recall"]
     assert all(set(TRIAL_METRICS) <= set(t.user_attrs) for t in study.trials)
     # Optuna's own CLI reads the study unchanged
     listed = subprocess.run(
@@ -63,6 +63,19 @@ def test_run_shows_the_best_trial_beside_the_reference_teacher_and_the_labels_al
     assert code == 0 and "reference teacher (64 x" in out
     exported = json.loads(Path(storage_url[10:]).with_name("b.json").read_text())
     assert exported["reference"] == reference
+
+
+def test_a_study_ranked_by_the_teacher_alone_trains_no_student_and_says_so(cli, write_config, storage_url):
+    config = write_config({"objectives": {"teacher_val_acc": "maximize"}, "reference.batch_size": 64})
+    code, out, _ = cli("run", config, "--storage", storage_url, "--trials", "2", "--no-progress")
+    assert code == 0 and "training the reference teacher: batch 64" in out and "without students" in out
+    trials = optuna.load_study(study_name="tiny", storage=storage_url).trials
+    assert all(t.user_attrs["student_val_acc"] is None and "student" not in t.user_attrs["time_s"] for t in trials)
+    best_line = out.split("beside the baselines")[1].strip().splitlines()[3]
+    assert best_line.split(")")[-1].split()[:3] == ["-", "-", "-"]  # no student, no kd_gain, no missing class
+    code, out, _ = cli("export", "--storage", storage_url, "--out", str(Path(storage_url[10:]).with_name("b.json")),
+                       "--confirm", "2")
+    assert code == 0, out
 
 
 def test_run_reads_the_storage_from_the_environment(cli, tiny_config_file, storage_url, monkeypatch):
@@ -202,7 +215,7 @@ def test_optuna_dashboard_reads_the_study_with_its_metric_names(cli, tiny_config
     assert summary["study_name"] == "tiny"
     status, detail = _wsgi_get(app, f"/api/studies/{summary['study_id']}")
     assert status.startswith("200")
-    assert detail["objective_names"] == ["missing_class_recall", "student_val_acc"]
+    assert detail["objective_names"] == ["student_val_acc", "missing_class_recall"]
     assert len(detail["trials"]) == 2
     attrs = {a["key"] for a in detail["trials"][0]["user_attrs"]}
     assert {"teacher_entropy", "missing_class_recall", "missing_class_recall_by_class", "seed"} <= attrs

@@ -2,7 +2,14 @@ import optuna
 import pytest
 import torch
 
-from sweetspot.config import ENTROPY_GRID, RECORD_ATTRS, TRIAL_METRICS, config_from_dict
+from sweetspot.config import (
+    ENTROPY_GRID,
+    RECORD_ATTRS,
+    STUDENT_METRICS,
+    TEACHER_METRICS,
+    TRIAL_METRICS,
+    config_from_dict,
+)
 from sweetspot.errors import ConfigError, DataError
 from sweetspot.objective import Objective
 from sweetspot.trial import TeacherParams, prepare, resolve_device, run_trial
@@ -31,6 +38,22 @@ def test_run_trial_stores_every_metric(tiny):
     assert all(0.0 <= metrics[k] <= 1.0 for k in TRIAL_METRICS if k != "kd_gain")
     assert metrics["kd_gain"] == pytest.approx(metrics["student_val_acc"] - metrics["label_student_val_acc"])
 
+
+
+@pytest.mark.parametrize("objectives", [{"teacher_val_acc": "maximize"},
+                                        {"teacher_ece": "minimize", "teacher_entropy": "maximize"}])
+def test_a_study_of_teacher_metrics_alone_trains_no_student_and_measures_the_same_teacher(tiny, objectives):
+    """An objective that needs no student (issue 22's cheap predictor) costs a trial its teacher only:
+    the student metrics are null, and the teacher's are those of the full trial of the same teacher."""
+    config, splits = tiny
+    full = run_trial(config, splits, TeacherParams(64, 2), seed=1).metrics
+    free_config = config_from_dict({**TINY, "objectives": objectives})
+    free = run_trial(free_config, splits, TeacherParams(64, 2), seed=1).metrics
+    assert set(free["time_s"]) == {"teacher", "soft_labels", "total"}
+    assert all(free[m] is None for m in STUDENT_METRICS)
+    assert {m: free[m] for m in (*TEACHER_METRICS, "teacher_entropy_by_T")} == \
+        {m: full[m] for m in (*TEACHER_METRICS, "teacher_entropy_by_T")}
+    assert "missing_class_recall_by_class" not in free
 
 def test_the_labels_only_student_is_the_same_in_every_trial_and_is_trained_on_the_labels_alone(tiny):
     """Common random numbers: the baseline depends on the study, never on the trial's teacher; and it

@@ -10,6 +10,7 @@ from sweetspot.config import ENTROPY_GRID, StudyConfig
 from sweetspot.report import FIGURES, TOP, write_report
 from sweetspot.study import open_storage, open_study
 
+CONFIG = StudyConfig(objectives={"missing_class_recall": "maximize", "student_val_acc": "maximize"})  # the values below
 DISTS = {
     "batch_size": CategoricalDistribution([16, 32, 64, 128, 256, 512, 1024]),
     "epochs": IntDistribution(1, 100, log=True),
@@ -38,7 +39,7 @@ def _trial(i: int, state: TrialState = TrialState.COMPLETE):
 
 
 def _study(url, trials):
-    study = open_study(open_storage(url), "r", StudyConfig())
+    study = open_study(open_storage(url), "r", CONFIG)
     study.add_trials(trials)
     return study
 
@@ -49,7 +50,7 @@ def _images(page: str) -> list[bytes]:
 
 def test_report_of_one_trial_says_what_it_cannot_draw(storage_url, tmp_path):
     study = _study(storage_url, [_trial(0)])
-    paths = write_report(study, StudyConfig(), tmp_path, "sqlite:///x.db")
+    paths = write_report(study, CONFIG, tmp_path, "sqlite:///x.db")
     assert [p.name for p in paths] == [f"{f.name}.png" for f in FIGURES] + ["report.html"]
     page = paths[-1].read_text()
     assert len(_images(page)) == len(FIGURES) and all(i[:8] == b"\x89PNG\r\n\x1a\n" for i in _images(page))
@@ -62,7 +63,7 @@ def test_report_counts_failed_trials_and_correlates_the_rest(storage_url, tmp_pa
     study = _study(
         storage_url, [_trial(i) for i in range(6)] + [_trial(6, TrialState.FAIL), _trial(7, TrialState.FAIL)]
     )
-    page = write_report(study, StudyConfig(), tmp_path, "sqlite:///x.db")[-1].read_text()
+    page = write_report(study, CONFIG, tmp_path, "sqlite:///x.db")[-1].read_text()
     assert "6 complete, 2 fail" in page
     assert re.search(r"Spearman&#x27;s rho = [0-9.-]+, p = [0-9.e-]+ \(n = 6\)", page)
 
@@ -70,7 +71,7 @@ def test_report_counts_failed_trials_and_correlates_the_rest(storage_url, tmp_pa
 @pytest.mark.parametrize("n", [1000])
 def test_report_of_a_thousand_trials_stays_readable(storage_url, tmp_path, n):
     study = _study(storage_url, [_trial(i) for i in range(n)])
-    page = write_report(study, StudyConfig(), tmp_path, "sqlite:///x.db")[-1].read_text()
+    page = write_report(study, CONFIG, tmp_path, "sqlite:///x.db")[-1].read_text()
     assert page.count("<tr>") == TOP + 1  # only the top trials are tabled
     assert f"(n = {n})" in page
     assert len(page) < 2_000_000
