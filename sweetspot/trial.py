@@ -272,22 +272,23 @@ def run_trial(
         by_seed = [_teacher_metrics(transfer[m], y_transfer, teacher_eval[m], y_eval, temperature)
                    | dict.fromkeys(STUDENT_METRICS) for m in range(len(runs))]
     else:
-        by_seed = _with_students(config, splits, chosen, len(runs), transfer, teacher_eval, teacher_val, split,
-                                 temperature, timings)
+        by_seed = _with_students(config, splits, chosen, (x_transfer, y_transfer), (x_eval, y_eval), len(runs),
+                                 transfer, teacher_eval, teacher_val, split, temperature, timings)
     metrics = _over_seeds(by_seed, seeds)
     metrics |= {"time_s": {**timings, "total": sum(timings.values())}, **record}
     return TrialOutcome(metrics, runs[0].teacher, soft_labels_by_class(teacher_eval[0], y_eval, temperature))
 
 
 def _with_students(
-    config: StudyConfig, splits: Splits, chosen: TransferSet, n_teachers: int, transfer: torch.Tensor,
-    teacher_eval: torch.Tensor, teacher_val: torch.Tensor, split: str, temperature: float, timings: dict[str, float],
+    config: StudyConfig, splits: Splits, chosen: TransferSet, transfer_xy: tuple[Any, torch.Tensor],
+    eval_xy: tuple[Any, torch.Tensor], n_teachers: int, transfer: torch.Tensor, teacher_eval: torch.Tensor,
+    teacher_val: torch.Tensor, split: str, temperature: float, timings: dict[str, float],
 ) -> list[dict[str, Any]]:
     """Every teacher seed's metrics with its students': the full student and the k-less ones of each
-    seed, and the labels-only student, trained as one stacked model."""
+    seed, and the labels-only student, trained as one stacked model (on the transfer examples and the
+    scored split ``run_trial`` already took)."""
     start = time.perf_counter()
-    x_transfer, y_transfer = splits.x_train.take(chosen.index), splits.y_train[chosen.index]
-    x_eval, y_eval = splits.evaluation(split)
+    (x_transfer, y_transfer), (x_eval, y_eval) = transfer_xy, eval_xy
     missing = missing_classes(config, splits.n_classes)
     per_teacher = 1 + len(missing)  # the full student, then one per missing class
     masks = torch.stack([torch.ones_like(y_transfer, dtype=torch.bool), *(y_transfer != k for k in missing)])
