@@ -19,9 +19,9 @@ import torch
 from machine import describe
 
 from sweetspot.config import DataConfig, StudyConfig
-from sweetspot.data import Inputs, load_splits
-from sweetspot.models import build_model
-from sweetspot.training import make_optimizer, train_classifier
+from sweetspot.core.models import build_model
+from sweetspot.core.splits import Inputs, load_splits
+from sweetspot.core.training import make_optimizer, train_classifier
 
 
 def epoch_rate(x: Inputs, y: torch.Tensor, batch_size: int, device: torch.device) -> float:

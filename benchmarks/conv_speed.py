@@ -9,7 +9,7 @@ sweetspot trains it (Adam, fused; random images of the dataset's shape, so only 
 in each layout and precision that may pay: float32 (contiguous), channels_last, bfloat16 autocast
 where the CPU has bfloat16 units (avx512_bf16 or amx_bf16), and torch.compile. Then the time of one
 step of 11 stacked General students (a trial's full student and one per missing class, as
-``sweetspot.stacking.Stacked`` runs them) against one student's.
+``sweetspot.core.stacking.Stacked`` runs them) against one student's.
 
 Targets (issue 21): the teacher's step at batch 256 reaches at least 0.5 of the machine's conv
 rate; 11 stacked General students cost at most 3 x one student.
@@ -30,8 +30,8 @@ import torch.nn.functional as F
 from machine import FLAGS, cpu, describe
 
 from sweetspot.config import NetConfig
-from sweetspot.models import build_model, forward_macs
-from sweetspot.stacking import Stacked
+from sweetspot.core.models import build_model, forward_macs
+from sweetspot.core.stacking import Stacked
 
 SHAPE = (1, 28, 28)
 TEACHER, STUDENT = "paper-fashion-mnist-small", "paper-fashion-mnist-general"

@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from sweetspot.models import linear, mlp
-from sweetspot.training import kd_loss
+from sweetspot.core.models import linear, mlp
+from sweetspot.core.training import kd_loss
 
 N_TRAIN = 48_000
 

@@ -27,7 +27,7 @@ from dataclasses import replace
 import torch
 
 from sweetspot.config import load_config
-from sweetspot.trial import TeacherParams, prepare, run_trial
+from sweetspot.core.trial import TeacherParams, prepare, run_trial
 
 
 def timed_trials(config, device: torch.device, params: TeacherParams, repeats: int) -> tuple[list[float], dict]:

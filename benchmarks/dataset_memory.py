@@ -28,7 +28,7 @@ from machine import describe
 CHILD = """
 import json, resource, sys
 from sweetspot.config import DataConfig
-from sweetspot.data import load_splits
+from sweetspot.core.splits import load_splits
 from sweetspot.errors import DataError
 
 def rss_mb():

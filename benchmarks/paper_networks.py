@@ -17,8 +17,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from sweetspot.models import PAPER_NETWORKS, convnet, count_parameters, mlp
-from sweetspot.training import channels_last
+from sweetspot.core.models import PAPER_NETWORKS, convnet, count_parameters, mlp
+from sweetspot.core.training import channels_last
 
 SHAPES = {"mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
 

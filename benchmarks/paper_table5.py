@@ -39,15 +39,15 @@ import optuna
 import torch
 from machine import describe
 
-from sweetspot.checkpoints import CheckpointStore
 from sweetspot.config import config_from_dict
+from sweetspot.core.checkpoints import CheckpointStore
+from sweetspot.core.trial import prepare, resolve_device
 from sweetspot.experiments import EXPERIMENTS, Setup, TeacherSpec, missing_class
 from sweetspot.experiments.missing_class import TEMPERATURES
-from sweetspot.export import ordered_front
-from sweetspot.objective import Objective
-from sweetspot.study import open_storage, open_study, queue_trials
-from sweetspot.trial import prepare, resolve_device
-from sweetspot.workers import drain
+from sweetspot.results.export import ordered_front
+from sweetspot.service.objective import Objective
+from sweetspot.service.study import open_storage, open_study, queue_trials
+from sweetspot.service.workers import drain
 
 PAPER_MEAN_ROW = {  # the mean of the Fashion-MNIST table's ten rows (T-shirt ... Ankle boot)
     "small": dict(zip(TEMPERATURES, (83.4, 78.6, 72.3, 63.1, 55.1, 49.4))),

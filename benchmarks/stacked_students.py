@@ -22,8 +22,8 @@ import torch
 from machine import describe
 
 from sweetspot.config import load_config
-from sweetspot.students import train_student, train_students
-from sweetspot.trial import prepare
+from sweetspot.core.students import train_student, train_students
+from sweetspot.core.trial import prepare
 
 REPO = Path(__file__).resolve().parents[1]
 STUDENTS = {"linear": ("linear", {}), "mlp": ("mlp", {"width": 128, "depth": 1}),

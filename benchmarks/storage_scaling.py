@@ -36,9 +36,9 @@ from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 from optuna_dashboard import save_note
 
 from sweetspot.config import RECORD_ATTRS, TRIAL_METRICS, StudyConfig, batch_size_choices
-from sweetspot.notes import trial_note
-from sweetspot.study import Heartbeat, open_storage, queue_trials
-from sweetspot.workers import drain
+from sweetspot.service.notes import trial_note
+from sweetspot.service.study import Heartbeat, open_storage, queue_trials
+from sweetspot.service.workers import drain
 
 ATTRIBUTES = [*TRIAL_METRICS, *RECORD_ATTRS, "worker"]
 
@@ -138,7 +138,7 @@ def _real_trials(times: mp.Queue, config_path: str | None, settings: tuple[tuple
     import torch
 
     from sweetspot.config import load_config
-    from sweetspot.trial import TeacherParams, prepare, run_trial
+    from sweetspot.core.trial import TeacherParams, prepare, run_trial
 
     torch.set_num_threads(1)  # what `run --workers 8` gives each worker on 2 cores
     config = load_config(config_path) if config_path else StudyConfig()

@@ -7,7 +7,7 @@ teacher and student seed i for every student, so that every difference is paired
 trained from four teachers and on two baselines:
 
 * ``reference``: the teacher a practitioner would train, ``reference.batch_size`` stopped at its
-  best validation accuracy (``sweetspot.reference``);
+  best validation accuracy (``sweetspot.core.reference``);
 * ``over-trained``: the same network continued on its path to the search's largest epochs;
 * ``sweetspot-mcr``: the best trial of a sweetspot study ranked by ``missing_class_recall`` (the
   default objective, measured with the default linear probe students in the cell's regime);
@@ -41,20 +41,20 @@ import optuna
 import torch
 from machine import describe
 
-from sweetspot.checkpoints import CheckpointStore
 from sweetspot.config import StudyConfig, config_from_dict, load_config, trajectory_seed
+from sweetspot.core.checkpoints import CheckpointStore
+from sweetspot.core.metrics import accuracy, normalized_entropy
+from sweetspot.core.reference import best_epochs
+from sweetspot.core.students import seeded_for_students, train_students
+from sweetspot.core.teacher_paths import seeded_run
+from sweetspot.core.training import predict_logits
+from sweetspot.core.trial import TeacherParams, path_key, prepare, teacher_seeds, transfer_set
 from sweetspot.experiments.common import markdown_table, mean_sd, write_outputs
 from sweetspot.experiments.kd_vs_ls import smoothing_logits
-from sweetspot.export import ordered_front
-from sweetspot.metrics import accuracy, normalized_entropy
-from sweetspot.objective import Objective
-from sweetspot.reference import best_epochs
-from sweetspot.students import seeded_for_students, train_students
-from sweetspot.study import open_storage, open_study, queue_trials
-from sweetspot.training import predict_logits
-from sweetspot.trajectories import seeded_run
-from sweetspot.trial import TeacherParams, path_key, prepare, teacher_seeds, transfer_set
-from sweetspot.workers import drain
+from sweetspot.results.export import ordered_front
+from sweetspot.service.objective import Objective
+from sweetspot.service.study import open_storage, open_study, queue_trials
+from sweetspot.service.workers import drain
 
 NAME = "student-gain"
 TEMPERATURES = (1, 2, 4, 9)

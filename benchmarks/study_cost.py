@@ -34,7 +34,7 @@ import yaml
 from machine import describe
 
 from sweetspot.config import load_config
-from sweetspot.sources import default_root, load_mnist_family
+from sweetspot.core.datasets import default_root, load_mnist_family
 
 REPO = Path(__file__).resolve().parents[1]
 

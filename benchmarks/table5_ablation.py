@@ -27,11 +27,11 @@ import optuna
 from machine import describe
 from paper_table5 import KERAS_TEACHER, study_config
 
-from sweetspot.checkpoints import CheckpointStore
 from sweetspot.config import StudyConfig, config_from_dict
+from sweetspot.core.checkpoints import CheckpointStore
+from sweetspot.core.trial import prepare, resolve_device, teacher_seeds
 from sweetspot.experiments import Setup, TeacherSpec, missing_class
 from sweetspot.experiments.common import markdown_table, spread
-from sweetspot.trial import prepare, resolve_device, teacher_seeds
 
 # One change each to the recipe; what the paper does not say, or says otherwise than Keras's example.
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {

@@ -33,12 +33,12 @@ from machine import describe
 from scipy.stats import spearmanr
 from student_gain import base_config, cell_config, fitted, read_rows
 
-from sweetspot.checkpoints import CheckpointStore
 from sweetspot.config import trajectory_seed
+from sweetspot.core.checkpoints import CheckpointStore
+from sweetspot.core.metrics import accuracy, expected_calibration_error, normalized_entropy
+from sweetspot.core.training import predict_logits
+from sweetspot.core.trial import TeacherParams, run_trial, teacher_seeds
 from sweetspot.experiments.common import markdown_table, mean_sd
-from sweetspot.metrics import accuracy, expected_calibration_error, normalized_entropy
-from sweetspot.training import predict_logits
-from sweetspot.trial import TeacherParams, run_trial, teacher_seeds
 
 MEASURES = ("val_nll_ts", "val_ece", "entropy_train", "entropy_val", "missing_class_recall", "teacher_val_acc")
 RHO_NEEDED = 0.8

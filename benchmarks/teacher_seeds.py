@@ -24,7 +24,7 @@ from machine import describe
 from trial_speed import matmul_gflops, training_speed
 
 from sweetspot.config import StudyConfig
-from sweetspot.models import build_model, training_flops_per_example
+from sweetspot.core.models import build_model, training_flops_per_example
 
 
 def main() -> None:

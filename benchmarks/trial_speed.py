@@ -25,9 +25,9 @@ import torch
 from machine import describe
 
 from sweetspot.config import StudyConfig
-from sweetspot.models import build_model, training_flops_per_example
-from sweetspot.stacking import Stacked, get_rng
-from sweetspot.training import make_optimizer, train_classifier
+from sweetspot.core.models import build_model, training_flops_per_example
+from sweetspot.core.stacking import Stacked, get_rng
+from sweetspot.core.training import make_optimizer, train_classifier
 
 
 def _sync(device: torch.device) -> None:

@@ -46,8 +46,8 @@ def trial_config(data_dir: str | None, precision: str = "float32") -> StudyConfi
 
 
 def sweetspot_trial(config: StudyConfig, seed: int) -> tuple[float, float, float]:
-    from sweetspot.data import load_splits
-    from sweetspot.trial import TeacherParams, run_trial
+    from sweetspot.core.splits import load_splits
+    from sweetspot.core.trial import TeacherParams, run_trial
 
     start = time.perf_counter()
     load_splits.cache_clear()
@@ -61,7 +61,7 @@ def main() -> None:
     parser.add_argument("--data-dir", help="where the Fashion-MNIST files are (default: as sweetspot finds them)")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per pipeline (default: 3)")
     args = parser.parse_args()
-    from sweetspot.sources import default_root, load_mnist_family
+    from sweetspot.core.datasets import default_root, load_mnist_family
 
     load_mnist_family("fashion-mnist", "FashionMNIST", args.data_dir, False)  # files checked, unpacked where needed
     root = args.data_dir or str(default_root())

@@ -60,7 +60,7 @@ def _setup_compute(args: argparse.Namespace) -> Any:
     """Thread count and device, set deliberately before any tensor work."""
     import torch
 
-    from sweetspot.trial import resolve_device
+    from sweetspot.core.trial import resolve_device
 
     threads = args.threads or os.environ.get("SWEETSPOT_THREADS")
     if threads:
@@ -179,8 +179,8 @@ def _flat(record: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
 
 def front_table(study: Any, limit: int = 10) -> str:
     """The best trials (the ordered Pareto front), one row each, the chosen one marked *."""
-    from sweetspot.export import ordered_front
-    from sweetspot.study import metric_names
+    from sweetspot.results.export import ordered_front
+    from sweetspot.service.study import metric_names
 
     names = metric_names(study)
     shown = ("teacher_val_acc", "student_val_acc", "label_student_val_acc", "kd_gain")
@@ -202,7 +202,7 @@ def front_table(study: Any, limit: int = 10) -> str:
 
 def baselines_table(study: Any, reference: dict[str, Any] | None) -> str:
     """The best trial beside the reference teacher and the labels-only student (``export.beside_baselines``)."""
-    from sweetspot.export import BASELINE_COLUMNS, beside_baselines, show_figure
+    from sweetspot.results.export import BASELINE_COLUMNS, beside_baselines, show_figure
 
     rows = beside_baselines(study, reference)
     return _table(["", *BASELINE_COLUMNS], [[r["name"], *(show_figure(*r["figures"].get(m, (None, None)))
@@ -210,14 +210,14 @@ def baselines_table(study: Any, reference: dict[str, Any] | None) -> str:
 
 
 def _heartbeat(args: argparse.Namespace) -> Any:
-    from sweetspot.study import Heartbeat
+    from sweetspot.service.study import Heartbeat
 
     return Heartbeat(interval=args.heartbeat, grace=args.grace)
 
 
 def _storage(args: argparse.Namespace, **kwargs: Any) -> tuple[Any, str]:
     """The storage ``--storage`` (or its default) names, and its URL."""
-    from sweetspot.study import open_storage, resolve_storage_url
+    from sweetspot.service.study import open_storage, resolve_storage_url
 
     url = resolve_storage_url(args.storage)
     with _given("--storage"):
@@ -226,7 +226,7 @@ def _storage(args: argparse.Namespace, **kwargs: Any) -> tuple[Any, str]:
 
 def _load(args: argparse.Namespace, storage: Any) -> tuple[Any, Any]:
     """The existing study ``--study`` names (or the storage's only one) and its config."""
-    from sweetspot.study import load_study
+    from sweetspot.service.study import load_study
 
     _quiet_optuna()
     with _given("--study"):
@@ -239,11 +239,11 @@ def _open(args: argparse.Namespace, config: Any) -> tuple[Any, Any, Any, str]:
     that bad input is refused before anything is written to the storage, and a URL that is refused
     (mistyped, unreachable) leaves none of the folders made for it. Returns (study, storage,
     objective, URL)."""
-    from sweetspot.artifacts import artifact_dir
-    from sweetspot.checkpoints import checkpoint_dir
-    from sweetspot.files import folders_undone_on_error
-    from sweetspot.study import check_storage_url, open_study, provenance, resolve_storage_url
-    from sweetspot.trial import prepare
+    from sweetspot.core.atomic_files import folders_undone_on_error
+    from sweetspot.core.checkpoints import checkpoint_dir
+    from sweetspot.core.trial import prepare
+    from sweetspot.service.artifacts import artifact_dir
+    from sweetspot.service.study import check_storage_url, open_study, provenance, resolve_storage_url
 
     url = resolve_storage_url(args.storage)
     with _given("--storage"):
@@ -260,8 +260,8 @@ def _open(args: argparse.Namespace, config: Any) -> tuple[Any, Any, Any, str]:
 
 
 def _artifacts(args: argparse.Namespace, url: str) -> Any:
-    """The artifact store of this storage (see sweetspot/artifacts.py), created if missing."""
-    from sweetspot.artifacts import artifact_dir, open_artifact_store
+    """The artifact store of this storage (see sweetspot/service/artifacts.py), created if missing."""
+    from sweetspot.service.artifacts import artifact_dir, open_artifact_store
 
     with _given("--artifacts"):
         return open_artifact_store(artifact_dir(url, args.artifacts))
@@ -269,10 +269,10 @@ def _artifacts(args: argparse.Namespace, url: str) -> Any:
 
 def _objective(args: argparse.Namespace, config: Any, splits: Any, url: str) -> Any:
     """A worker's objective with the study's artifact store and, unless --no-share, the shared
-    store of teacher checkpoints (see sweetspot/checkpoints.py), by default inside the artifact folder."""
-    from sweetspot.artifacts import artifact_dir
-    from sweetspot.checkpoints import CheckpointStore, checkpoint_dir
-    from sweetspot.objective import Objective
+    store of teacher checkpoints (see sweetspot/core/checkpoints.py), by default inside the artifact folder."""
+    from sweetspot.core.checkpoints import CheckpointStore, checkpoint_dir
+    from sweetspot.service.artifacts import artifact_dir
+    from sweetspot.service.objective import Objective
 
     artifacts = _artifacts(args, url)  # first: the checkpoint folder is inside it by default
     checkpoints = None
@@ -286,8 +286,8 @@ def _objective(args: argparse.Namespace, config: Any, splits: Any, url: str) -> 
 
 def _weights_kept(args: argparse.Namespace, objective: Any) -> Any:
     """The after-trial step that deletes the teacher weights of trials outside the best
-    ``--keep-weights`` (see sweetspot/disk.py)."""
-    from sweetspot.disk import keep_best_weights
+    ``--keep-weights`` (see sweetspot/results/retention.py)."""
+    from sweetspot.results.retention import keep_best_weights
 
     def after_trial(study: Any, trial: Any) -> None:
         keep_best_weights(study, objective.artifacts, args.keep_weights)
@@ -304,8 +304,8 @@ def _later(args: argparse.Namespace, words: list[str], config: Any | None = None
     in the URL is never printed: it shows as ***, to be put back."""
     import shlex
 
-    from sweetspot.imports import packages_to_allow
-    from sweetspot.study import mask_url
+    from sweetspot.service.study import mask_url
+    from sweetspot.trusted_imports import packages_to_allow
 
     words = list(words)
     if args.storage:
@@ -329,8 +329,8 @@ def _summary(study: Any, url: str, hint: str | None = None, failures: Sequence[s
     baselines, and what to do next."""
     from optuna.trial import TrialState
 
-    from sweetspot.retry import with_retries
-    from sweetspot.study import count_states, mask_url
+    from sweetspot.service.retry import with_retries
+    from sweetspot.service.study import count_states, mask_url
 
     counts = count_states(with_retries(study.get_trials, deepcopy=False))
     done = counts[TrialState.COMPLETE]
@@ -352,9 +352,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from optuna.trial import TrialState
 
     from sweetspot.config import load_config
-    from sweetspot.retry import with_retries
-    from sweetspot.study import count_states, queue_trials
-    from sweetspot.workers import Launch, drain_with_progress, supervise, threads_per_worker
+    from sweetspot.service.retry import with_retries
+    from sweetspot.service.study import count_states, queue_trials
+    from sweetspot.service.workers import Launch, drain_with_progress, supervise, threads_per_worker
 
     config = _with_transfer_flags(args, _with_data_flags(args, load_config(args.config)))
     if args.workers > 1 and args.threads is None:
@@ -406,7 +406,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _reference(study: Any, config: Any, objective: Any) -> dict[str, Any] | None:
     """The study's reference teacher, trained here the first time (``study.ensure_reference``)."""
     from sweetspot.config import trains_students
-    from sweetspot.study import REFERENCE_ATTR, ensure_reference, user_attrs
+    from sweetspot.service.study import REFERENCE_ATTR, ensure_reference, user_attrs
 
     if config.reference.batch_size is not None and REFERENCE_ATTR not in user_attrs(study):
         students = "with its students" if trains_students(config) else "without students (no objective needs one)"
@@ -421,9 +421,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from optuna.trial import TrialState
 
     from sweetspot.config import load_config
-    from sweetspot.retry import with_retries
-    from sweetspot.study import count_states, worker_id
-    from sweetspot.workers import drain_with_progress, watch_supervisor
+    from sweetspot.service.retry import with_retries
+    from sweetspot.service.study import count_states, worker_id
+    from sweetspot.service.workers import drain_with_progress, watch_supervisor
 
     watch_supervisor()
     config = _with_transfer_flags(args, _with_data_flags(args, load_config(args.config)))
@@ -450,10 +450,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from sweetspot.export import build_export, confirm, export_format, front_or_fail, render, score_on_test
-    from sweetspot.files import write_atomically
-    from sweetspot.study import ensure_reference, mask_url
-    from sweetspot.trial import prepare
+    from sweetspot.core.atomic_files import write_atomically
+    from sweetspot.core.trial import prepare
+    from sweetspot.results.export import build_export, confirm, export_format, front_or_fail, render, score_on_test
+    from sweetspot.service.study import ensure_reference, mask_url
 
     with _given("--format"):
         fmt = export_format(args.out, args.format)
@@ -487,7 +487,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_trial(args: argparse.Namespace) -> int:
     from sweetspot.config import load_config
-    from sweetspot.trial import TeacherParams, prepare, run_trial
+    from sweetspot.core.trial import TeacherParams, prepare, run_trial
 
     config = _with_transfer_flags(args, _with_data_flags(args, load_config(args.config)))
     splits = prepare(config, _setup_compute(args))
@@ -513,11 +513,11 @@ def cmd_trial(args: argparse.Namespace) -> int:
 def cmd_experiment(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from sweetspot.checkpoints import CheckpointStore
     from sweetspot.config import load_config
+    from sweetspot.core.checkpoints import CheckpointStore
+    from sweetspot.core.trial import prepare
     from sweetspot.experiments import EXPERIMENTS, Setup, parse_teacher, teacher_from_export
-    from sweetspot.files import read_export
-    from sweetspot.trial import prepare
+    from sweetspot.results.export_file import read_export
 
     experiment = EXPERIMENTS[args.name]
     if args.classes is not None and not experiment.takes_classes:
@@ -561,7 +561,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
     from optuna_dashboard import run_server
 
-    from sweetspot.study import mask_url, study_names
+    from sweetspot.service.study import mask_url, study_names
 
     storage, url = _storage(args, must_exist=True)
     names = study_names(storage)
@@ -595,8 +595,8 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from sweetspot.report import write_report
-    from sweetspot.study import mask_url
+    from sweetspot.results.report import write_report
+    from sweetspot.service.study import mask_url
 
     storage, url = _storage(args, must_exist=True)
     study, config = _load(args, storage)
@@ -609,9 +609,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_copy(args: argparse.Namespace) -> int:
-    from sweetspot.artifacts import artifact_dir
-    from sweetspot.backup import copy_study
-    from sweetspot.study import load_study, mask_url, open_storage
+    from sweetspot.results.backup import copy_study
+    from sweetspot.service.artifacts import artifact_dir
+    from sweetspot.service.study import load_study, mask_url, open_storage
 
     _quiet_optuna()
     with _given("--from"):
@@ -640,8 +640,8 @@ def cmd_storage_proxy(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from sweetspot.proxy import serve
-    from sweetspot.study import mask_url, resolve_storage_url
+    from sweetspot.service.proxy import serve
+    from sweetspot.service.study import mask_url, resolve_storage_url
 
     url = resolve_storage_url(args.storage)
     if url.startswith("grpc://"):
@@ -661,10 +661,10 @@ def cmd_storage_proxy(args: argparse.Namespace) -> int:
 
 
 def cmd_teacher(args: argparse.Namespace) -> int:
-    from sweetspot.artifacts import fetch_teacher_weights, load_weights
-    from sweetspot.files import read_export
-    from sweetspot.teachers import check_figures, figures, pick_teacher, retrain, save_weights, wrap
-    from sweetspot.trial import prepare
+    from sweetspot.core.trial import prepare
+    from sweetspot.results.export_file import read_export
+    from sweetspot.results.teachers import check_figures, figures, pick_teacher, retrain, save_weights, wrap
+    from sweetspot.service.artifacts import fetch_teacher_weights, load_weights
 
     with _given("FILE"):
         document = read_export(args.file)
@@ -675,7 +675,7 @@ def cmd_teacher(args: argparse.Namespace) -> int:
     out = Path(args.out or f"teacher-trial{chosen.trial}.pt")
     teacher, source = None, "retrained from its recipe"
     if args.storage or os.environ.get("SWEETSPOT_STORAGE"):  # the study's own weights, when its store has them
-        from sweetspot.models import build_model
+        from sweetspot.core.models import build_model
 
         storage, url = _storage(args, must_exist=True)
         args.study = args.study or document.get("study")
@@ -1052,7 +1052,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.allow_import:
-            from sweetspot.imports import allow
+            from sweetspot.trusted_imports import allow
 
             allow(args.allow_import)
         return COMMANDS[args.command](args)
@@ -1075,9 +1075,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _storage_failure(exc: Exception) -> str | None:
     """The one line for a storage error that outlasted the retry policy (a database down for good
     while a command ran), else None: any other exception is a bug and keeps its traceback."""
-    if "sweetspot.retry" not in sys.modules:  # nothing touched a storage yet
+    if "sweetspot.service.retry" not in sys.modules:  # nothing touched a storage yet
         return None
-    from sweetspot.retry import STORAGE_ERRORS, STORAGE_RETRY, first_line
+    from sweetspot.service.retry import STORAGE_ERRORS, STORAGE_RETRY, first_line
 
     if not isinstance(exc, STORAGE_ERRORS):
         return None

@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from sweetspot.errors import ConfigError
-from sweetspot.imports import trust_file
+from sweetspot.trusted_imports import trust_file
 
 # Every metric a trial stores as a user attribute; objectives are chosen among these.
 # Name -> what it is: the scalar metrics, one user attribute each. Besides these, a trial stores

@@ -122,7 +122,7 @@ def postgres_url():
 @pytest.fixture
 def quick_retries(monkeypatch):
     """The retry policy without its pauses: a test of many retries takes no 15 s each."""
-    from sweetspot.retry import Retry
+    from sweetspot.service.retry import Retry
 
     monkeypatch.setattr(Retry, "wait", lambda self, failures: None)
 

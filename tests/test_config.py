@@ -141,7 +141,7 @@ def test_derive_seed_is_stable_and_distinct():
 
 @pytest.mark.parametrize("name", ["fashion-mnist", "mnist", "cifar10"])
 def test_dataset_study_configs_load_and_name_the_papers_networks(name):
-    from sweetspot.models import check_net
+    from sweetspot.core.models import check_net
 
     config = load_config(REPO / "studies" / f"{name}.yaml")
     assert config.data.name == name and config.teacher.arch == f"paper-{name}-large" and config.student.arch == "linear"

@@ -15,9 +15,9 @@ import torch
 import yaml
 from optuna.trial import TrialState
 
-import sweetspot.imports
+import sweetspot.trusted_imports
+from sweetspot.core.datasets import load_imported
 from sweetspot.errors import DataError
-from sweetspot.sources import load_imported
 from tests.conftest import REPO, run_console_script
 
 EXAMPLE = REPO / "examples" / "own-model"
@@ -27,8 +27,8 @@ EXAMPLE = REPO / "examples" / "own-model"
 def example(tmp_path: Path, monkeypatch) -> Path:
     """A copy of the example (its modules under their own names), as the working directory, with
     nothing trusted yet and a study short enough for a test."""
-    monkeypatch.setattr(sweetspot.imports, "_trusted_paths", set())
-    monkeypatch.setattr(sweetspot.imports, "_allowed_packages", set())
+    monkeypatch.setattr(sweetspot.trusted_imports, "_trusted_paths", set())
+    monkeypatch.setattr(sweetspot.trusted_imports, "_allowed_packages", set())
     monkeypatch.setattr(sys, "path", list(sys.path))
     folder = tmp_path / "own-model"
     shutil.copytree(EXAMPLE, folder)
@@ -45,7 +45,7 @@ def test_the_example_runs_exports_and_loads_in_the_users_own_code(cli, example):
     path = [p for p in sys.path if p not in ("", ".")]  # as in the `sweetspot` script: no working directory
     code, _, err = cli("run", "study.yaml", "--storage", url, "--trials", "3", "--no-progress")
     assert code == 0, err
-    sweetspot.imports._trusted_paths.clear()  # what `run` vouched for, and put on the import path,
+    sweetspot.trusted_imports._trusted_paths.clear()  # what `run` vouched for, and put on the import path,
     sys.path[:] = path  # ends with its process: export starts from the working directory alone
     for module in ("my_nets", "my_data"):
         sys.modules.pop(module, None)
@@ -55,7 +55,7 @@ def test_the_example_runs_exports_and_loads_in_the_users_own_code(cli, example):
     code, _, err = cli("teacher", "own-teacher.yaml", "--out", "own-teacher.pt", "--storage", url, *allow)
     assert code == 0, err
     script = (
-        "import torch; from sweetspot.teachers import load_teacher; "
+        "import torch; from sweetspot.results.teachers import load_teacher; "
         "t = load_teacher('own-teacher.yaml', 'own-teacher.pt', allow_imports=['my_nets']); "
         "print(type(t[1][0]).__name__, tuple(t(torch.rand(4, 1, 8, 8)).shape))"
     )
@@ -123,7 +123,7 @@ def test_a_bad_dataset_function_is_one_line(tmp_path, monkeypatch, request, retu
     name = "bad_data_" + request.node.callspec.id.replace("-", "_")
     (tmp_path / f"{name}.py").write_text(f"import numpy as np\n\n\ndef load():\n    return {returned}\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setenv(sweetspot.imports.IMPORTS_ENV, name)
+    monkeypatch.setenv(sweetspot.trusted_imports.IMPORTS_ENV, name)
     with pytest.raises(DataError) as caught:
         load_imported(f"{name}:load")
     assert message in str(caught.value) and "\n" not in str(caught.value)
@@ -140,13 +140,13 @@ def test_a_class_too_small_to_split_is_one_line(cli, write_config, tmp_path, mon
 
 def test_uint8_images_stay_bytes_and_are_standardised_per_batch(example, monkeypatch):
     from sweetspot.config import DataConfig
-    from sweetspot.data import load_splits
+    from sweetspot.core.splits import load_splits
     from sweetspot.errors import ConfigError
 
     monkeypatch.syspath_prepend(str(example))
     with pytest.raises(ConfigError, match="is not allowed here"):
         load_imported("my_data:digits_images")  # importable, but nothing vouches for it yet
-    sweetspot.imports.allow(["my_data"])
+    sweetspot.trusted_imports.allow(["my_data"])
     raw = load_imported("my_data:digits_images")
     assert raw.x_train.shape == (1797, 1, 8, 8) and raw.x_train.dtype == np.uint8
     assert raw.n_classes == 10 and raw.x_test is None and raw.class_names is None
@@ -170,21 +170,21 @@ def _rows_of(x: np.ndarray, held: torch.Tensor) -> torch.Tensor:
 
 def test_a_dataset_function_names_its_classes(tmp_path, monkeypatch):
     from sweetspot.config import DataConfig
-    from sweetspot.data import class_name, load_splits
+    from sweetspot.core.splits import class_name, load_splits
 
     (tmp_path / "named_data.py").write_text(
         "import numpy as np\n\n\ndef load():\n"
         "    return np.random.rand(60, 4), np.arange(60) % 3, ['ant', 'bee', 'cow']\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    sweetspot.imports.allow(["named_data"])
+    sweetspot.trusted_imports.allow(["named_data"])
     assert load_imported("named_data:load").class_names == ("ant", "bee", "cow")
     load_splits(DataConfig(name="named_data:load", test_fraction=0.2, val_fraction=0.2), 0)
     assert [class_name("named_data:load", k) for k in range(3)] == ["ant", "bee", "cow"]
 
 
 def test_a_worker_with_other_code_or_data_is_refused_and_writes_nothing(cli, example):
-    from sweetspot.study import PROVENANCE_ATTR
+    from sweetspot.service.study import PROVENANCE_ATTR
 
     x, y = _digits()
     np.save("digits_x.npy", x)
@@ -211,7 +211,7 @@ def test_a_worker_with_other_code_or_data_is_refused_and_writes_nothing(cli, exa
     x = np.load("digits_x.npy")
     x[0, 0, 0] ^= 1  # one pixel of one image
     np.save("digits_x.npy", x)
-    from sweetspot.data import load_splits
+    from sweetspot.core.splits import load_splits
 
     load_splits.cache_clear()
     code, _, err = cli("run", "study.yaml", "--storage", url, "--trials", "1", "--no-progress")

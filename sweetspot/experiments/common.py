@@ -14,19 +14,19 @@ from typing import Any
 import torch
 from torch import nn
 
-from sweetspot.checkpoints import CheckpointStore
 from sweetspot.config import NetConfig, StudyConfig
-from sweetspot.data import Splits
+from sweetspot.core.checkpoints import CheckpointStore
+from sweetspot.core.models import architecture
+from sweetspot.core.splits import Splits
+from sweetspot.core.students import seeded_for_students, train_students
+from sweetspot.core.students import train_student as fit_student
+from sweetspot.core.teacher_paths import seeded_run
+from sweetspot.core.teacher_paths import train_teacher as fit_teacher
+from sweetspot.core.training import predict_logits
+from sweetspot.core.trial import teacher_key, teacher_seeds
 from sweetspot.errors import ConfigError
-from sweetspot.imports import is_import_path, trust_command_line
-from sweetspot.models import architecture
-from sweetspot.students import seeded_for_students, train_students
-from sweetspot.students import train_student as fit_student
-from sweetspot.teachers import net_from_recipe
-from sweetspot.training import predict_logits
-from sweetspot.trajectories import seeded_run
-from sweetspot.trajectories import train_teacher as fit_teacher
-from sweetspot.trial import teacher_key, teacher_seeds
+from sweetspot.results.teachers import net_from_recipe
+from sweetspot.trusted_imports import is_import_path, trust_command_line
 
 Tick = Callable[[], None]  # advances the progress bar by one unit of work
 

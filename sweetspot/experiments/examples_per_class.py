@@ -12,7 +12,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from sweetspot.data import transfer_indices
+from sweetspot.core.metrics import accuracy
+from sweetspot.core.splits import transfer_indices
+from sweetspot.core.training import predict_logits
 from sweetspot.experiments.common import (
     Setup,
     Tick,
@@ -26,8 +28,6 @@ from sweetspot.experiments.common import (
     transfer_logits,
     write_outputs,
 )
-from sweetspot.metrics import accuracy
-from sweetspot.training import predict_logits
 
 COUNTS = (5, 10, 20, 50, 100, 200, 500, 1000, 2000)  # the paper's range: 5 to 2000 per class
 WITHIN = 0.01  # "reaches the full transfer set": within 1 accuracy point of it

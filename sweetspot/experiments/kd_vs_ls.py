@@ -17,7 +17,9 @@ from typing import Any
 
 import torch
 
-from sweetspot.data import transfer_indices
+from sweetspot.core.metrics import accuracy, class_accuracy, normalized_entropy, off_target_mass
+from sweetspot.core.splits import transfer_indices
+from sweetspot.core.training import label_smoothing_targets, predict_logits
 from sweetspot.experiments.common import (
     Setup,
     TeacherSpec,
@@ -32,8 +34,6 @@ from sweetspot.experiments.common import (
     transfer_logits,
     write_outputs,
 )
-from sweetspot.metrics import accuracy, class_accuracy, normalized_entropy, off_target_mass
-from sweetspot.training import label_smoothing_targets, predict_logits
 
 SIDE_MARGIN = 0.01  # KD side: the KD student beats the LS student by more than 1 point on the seen classes
 NAME = "kd-vs-ls"

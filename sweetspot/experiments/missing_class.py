@@ -19,7 +19,9 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from sweetspot.data import class_name
+from sweetspot.core.metrics import accuracy, bias_shift, class_accuracy, normalized_entropy, shifted
+from sweetspot.core.splits import class_name
+from sweetspot.core.training import predict_logits
 from sweetspot.experiments.common import (
     Setup,
     TeacherSpec,
@@ -34,8 +36,6 @@ from sweetspot.experiments.common import (
     train_teacher,
     write_outputs,
 )
-from sweetspot.metrics import accuracy, bias_shift, class_accuracy, normalized_entropy, shifted
-from sweetspot.training import predict_logits
 
 TEMPERATURES = (3, 6, 9, 12, 15, 20)  # the paper's Tables 4-6
 NAME = "missing-class"

@@ -15,7 +15,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from sweetspot.data import class_name
+from sweetspot.core.metrics import normalized_entropy
+from sweetspot.core.splits import class_name
+from sweetspot.core.training import predict_logits
 from sweetspot.errors import ConfigError
 from sweetspot.experiments.common import (
     Setup,
@@ -28,8 +30,6 @@ from sweetspot.experiments.common import (
     train_teacher,
     write_outputs,
 )
-from sweetspot.metrics import normalized_entropy
-from sweetspot.training import predict_logits
 
 PER_CLASS = 300  # examples per class, as in the paper
 NAME = "penultimate"

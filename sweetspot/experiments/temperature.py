@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from sweetspot.core.metrics import normalized_entropy
 from sweetspot.experiments.common import (
     Setup,
     TeacherSpec,
@@ -21,7 +22,6 @@ from sweetspot.experiments.common import (
     transfer_logits,
     write_outputs,
 )
-from sweetspot.metrics import normalized_entropy
 
 TEMPERATURES = (1, 3, 6, 9, 12, 15, 20)  # the paper's Figs. 3 and 6
 NAME = "entropy-vs-temperature"

@@ -1,0 +1,1 @@
+"""What a study leaves: exports, teachers, reports, backups and the retention of teacher weights."""
