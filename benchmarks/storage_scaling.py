@@ -35,6 +35,7 @@ from machine import describe
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 from optuna_dashboard import save_note
 
+from sweetspot.api import GRACE_S, HEARTBEAT_S
 from sweetspot.config import RECORD_ATTRS, TRIAL_METRICS, StudyConfig, batch_size_choices
 from sweetspot.service.notes import trial_note
 from sweetspot.service.study import Heartbeat, open_storage, queue_trials
@@ -62,7 +63,7 @@ def trivial_objective(trial: optuna.Trial, store: FileSystemArtifactStore, files
 
 def _worker(url: str, name: str, start: mp.Event, folder: str) -> None:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    study = optuna.load_study(study_name=name, storage=open_storage(url, heartbeat=Heartbeat()))
+    study = optuna.load_study(study_name=name, storage=open_storage(url, heartbeat=Heartbeat(HEARTBEAT_S, GRACE_S)))
     store = FileSystemArtifactStore(folder)
     files = []
     for stem in ("teacher.pt", "soft-labels.png"):

@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from sweetspot.errors import ConfigError
-from sweetspot.trusted_imports import trust_file
+from sweetspot.trusted_imports import name_for, trust_file
 
 # Every metric a trial stores as a user attribute; objectives are chosen among these.
 # Name -> what it is: the scalar metrics, one user attribute each. Besides these, a trial stores
@@ -225,6 +225,21 @@ def config_from_dict(raw: Any, source: str = "config") -> StudyConfig:
     return config
 
 
+# The fields that may hold a Python callable instead of a name (from Python, not from a file).
+CALLABLE_FIELDS = ("data.name", "teacher.arch", "student.arch")
+
+
+def named_objects(config: StudyConfig) -> StudyConfig:
+    """``config`` with a callable given for a network or the dataset replaced by its name
+    (``trusted_imports.name_for``), so that it is stored, compared and followed like any other."""
+    return dataclasses.replace(
+        config,
+        data=dataclasses.replace(config.data, name=name_for(config.data.name, "data.name")),
+        teacher=dataclasses.replace(config.teacher, arch=name_for(config.teacher.arch, "teacher.arch")),
+        student=dataclasses.replace(config.student, arch=name_for(config.student.arch, "student.arch")),
+    )
+
+
 def config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
     """Dotted keys whose values differ, with both values: for the mismatched-study message."""
     out = []
@@ -259,6 +274,8 @@ def _build(cls: type, raw: Any, source: str, where: str) -> Any:
                 extra[key] = value  # architecture options, checked against the registry later
                 continue
             raise ConfigError(f"{source}: unknown key {where + key!r}{did_you_mean(key, names)}")
+        if where + key in CALLABLE_FIELDS:
+            value = name_for(value, where + key)
         kwargs[key] = _coerce(hints[key], value, source, where + key)
     if issubclass(cls, NetConfig):
         kwargs["options"] = extra

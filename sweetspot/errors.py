@@ -1,7 +1,7 @@
 """One error root, so the CLI can turn any expected failure into one line and exit code 2.
 
 The class says what kind of thing failed; the message says what, in the raising module's own terms.
-The CLI names the flag or file the user gave (``cli._given``), keeping the class and the cause.
+The CLI names the flag or file the user gave (``assembly.given``), keeping the class and the cause.
 """
 
 from __future__ import annotations

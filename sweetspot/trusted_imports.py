@@ -12,6 +12,11 @@ module runs its code, so an import path is followed only where the user vouched 
 A config read back from a study's database (``sweetspot export``, ``report``) or an export file is
 not vouched for by itself: whoever can write the database must not make a process import arbitrary
 installed modules. torchvision, a dependency, is always allowed.
+
+From Python (``sweetspot.run_study``, ``sweetspot.Objective``) a network or dataset may also be the
+callable itself (``name_for``): the user handed it over, so it is trusted. One that another process can
+import again keeps its import path; one that only this process holds (a notebook's function, a lambda)
+is named ``python:QUALNAME@ID`` and cannot be followed by another process.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ from sweetspot.errors import ConfigError
 IMPORTS_ENV = "SWEETSPOT_IMPORTS"
 _trusted_paths: set[str] = set()  # exact import paths from config files the user passed
 _allowed_packages: set[str] = set()  # from --allow-import
+IN_PROCESS = "python"  # the module part of the name of a callable only this process holds
+_objects: dict[str, Callable[..., Any]] = {}  # those callables, by name
 
 
 def is_import_path(name: str) -> bool:
@@ -81,8 +88,43 @@ def _allowed(path: str) -> bool:
     return path in _trusted_paths or _package(path) in _allowed_packages | _listed()
 
 
+def name_for(value: Any, section: str) -> str:
+    """What a config holds for ``value``: a name as it is, or a callable given from Python. A callable
+    that ``module:qualname`` imports again keeps that import path (trusted: the user handed it over);
+    any other is named ``python:QUALNAME@ID``, followed in this process only."""
+    if isinstance(value, str):
+        return value
+    if not callable(value):
+        raise ConfigError(f"{section}: must be a name or a callable, got a {type(value).__name__}")
+    module, qualname = getattr(value, "__module__", None), getattr(value, "__qualname__", type(value).__name__)
+    if module and module != "__main__" and "<" not in qualname:
+        path = f"{module}:{qualname}"
+        try:
+            target: Any = importlib.import_module(module)
+            for part in qualname.split("."):
+                target = getattr(target, part)
+        except (ImportError, AttributeError):
+            target = None
+        if target is value:
+            _trusted_paths.add(path)
+            return path
+    name = f"{IN_PROCESS}:{qualname}@{id(value):x}"
+    _objects[name] = value
+    return name
+
+
+def in_process_only(name: str) -> bool:
+    """Whether ``name`` stands for a callable that only this process holds (``name_for``)."""
+    return name.partition(":")[0] == IN_PROCESS
+
+
 def load_callable(path: str, section: str) -> Callable[..., Any]:
     """The callable an import path names, imported if it is allowed; every failure one line."""
+    if in_process_only(path):
+        if path not in _objects:
+            raise ConfigError(f"{section}: {path!r} was a Python object of another process; give it as an import "
+                              "path package.module:callable")
+        return _objects[path]
     if not _allowed(path):
         raise ConfigError(
             f"{section}: import path {path!r} is not allowed here: only those in a config file given on the command "
@@ -116,6 +158,12 @@ def load_callable(path: str, section: str) -> Callable[..., Any]:
 def source_digest(path: str) -> str:
     """A digest of the source file of the module an (already checked) import path names: two
     workers whose files differ have different digests."""
+    if in_process_only(path):
+        try:
+            text = inspect.getsource(_objects[path])
+        except (KeyError, OSError, TypeError):
+            return "in-process object"
+        return "blake2b:" + hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
     module = importlib.import_module(path.partition(":")[0])
     source = inspect.getsourcefile(module)
     if source is None:

@@ -25,6 +25,11 @@ def read_export(path: str | Path) -> dict[str, Any]:
         raise FileError(f"cannot read {shown!r} ({exc.strerror})") from exc
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise FileError(f"{shown!r} is not a `sweetspot export` file (not YAML or JSON)") from exc
+    return check_export(document, shown)
+
+
+def check_export(document: Any, shown: str) -> dict[str, Any]:
+    """``document`` (read from the file ``shown``, or handed over from Python), checked as ``read_export`` says."""
     teachers = document.get("teachers") if isinstance(document, dict) else None
     if not isinstance(document, dict) or not isinstance(document.get("config"), dict) or not teachers \
             or not isinstance(teachers, list):

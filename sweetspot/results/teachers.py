@@ -157,8 +157,12 @@ def load_teacher(
     ``allow_imports``: the top-level packages whose import paths the export may name (your own
     architecture's package, e.g. ``("my_nets",)``; see imports.py for why it is asked)."""
     allow(allow_imports)
-    chosen = pick_teacher(read_export(export_file), trial)
-    state = load_weights(Path(weights_file))
+    return teacher_from_weights(pick_teacher(read_export(export_file), trial), Path(weights_file))
+
+
+def teacher_from_weights(chosen: ExportedTeacher, weights_file: Path) -> nn.Module:
+    """The teacher ``chosen`` with the weights `sweetspot teacher` wrote, in eval mode."""
+    state = load_weights(weights_file)
     shape = tuple(state["0.mean"].shape)
     n_classes = list(state.values())[-1].shape[0]  # the classifier's bias comes last
     model = nn.Sequential(Standardize(state["0.mean"], state["0.std"]), build_model(chosen.net, shape, n_classes))

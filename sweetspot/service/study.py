@@ -61,10 +61,10 @@ def _engine_kwargs(backend: str) -> dict[str, Any]:
 class Heartbeat:
     """Optuna heartbeats: a trial whose worker stopped beating for ``grace`` seconds (or that never
     beat though it started ``grace`` seconds ago) is failed and queued again, at most ``max_retry``
-    times in a row, by the next worker that looks (recovery.py)."""
+    times in a row, by the next worker that looks (recovery.py). The defaults are sweetspot.api's."""
 
-    interval: int = 10
-    grace: int = 60
+    interval: int
+    grace: int
     max_retry: int = 3
 
 

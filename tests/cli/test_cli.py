@@ -363,7 +363,8 @@ def test_library_errors_name_the_flag_and_keep_their_cause_for_debug(cli, tmp_pa
 
 
 def _worker_actions():
-    from sweetspot.cli import SET_BY_SUPERVISOR, WORKER_GROUPS, _option_groups
+    from sweetspot.cli.options import SET_BY_SUPERVISOR, WORKER_GROUPS
+    from sweetspot.cli.options import option_groups as _option_groups
 
     groups = _option_groups()
     return [a for g in WORKER_GROUPS for a in groups[g]._actions if a.dest not in SET_BY_SUPERVISOR]
@@ -371,7 +372,9 @@ def _worker_actions():
 
 def _sample_tokens(action) -> list[str]:
     """A value unlike the default for ``action``, as typed on a command line."""
-    from sweetspot.cli import _classes, _non_negative_int, _positive_int
+    from sweetspot.cli.options import classes as _classes
+    from sweetspot.cli.options import non_negative_int as _non_negative_int
+    from sweetspot.cli.options import positive_int as _positive_int
 
     if action.nargs == 0:
         return [action.option_strings[0]]
