@@ -27,8 +27,9 @@ from pathlib import Path
 import torch
 from machine import describe
 
-from sweetspot.config import config_from_dict, derive_seed, load_config
+from sweetspot.config import config_from_dict, load_config
 from sweetspot.core.checkpoints import CheckpointStore
+from sweetspot.core.seeds import derive_seed
 from sweetspot.core.trial import TeacherParams, prepare, run_trial, trial_seed
 
 REPO = Path(__file__).resolve().parents[1]

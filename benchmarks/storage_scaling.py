@@ -36,7 +36,8 @@ from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 from optuna_dashboard import save_note
 
 from sweetspot.api import GRACE_S, HEARTBEAT_S
-from sweetspot.config import RECORD_ATTRS, TRIAL_METRICS, StudyConfig, batch_size_choices
+from sweetspot.config import StudyConfig, batch_size_choices
+from sweetspot.config.metric_registry import RECORD_ATTRS, TRIAL_METRICS
 from sweetspot.service.notes import trial_note
 from sweetspot.service.study import Heartbeat, open_storage, queue_trials
 from sweetspot.service.workers import drain

@@ -41,14 +41,15 @@ import optuna
 import torch
 from machine import describe
 
-from sweetspot.config import StudyConfig, config_from_dict, load_config, trajectory_seed
+from sweetspot.config import StudyConfig, config_from_dict, load_config
 from sweetspot.core.checkpoints import CheckpointStore
 from sweetspot.core.metrics import accuracy, normalized_entropy
 from sweetspot.core.reference import best_epochs
+from sweetspot.core.seeds import path_seed
 from sweetspot.core.students import seeded_for_students, train_students
 from sweetspot.core.teacher_paths import seeded_run
 from sweetspot.core.training import predict_logits
-from sweetspot.core.trial import TeacherParams, path_key, prepare, teacher_seeds, transfer_set
+from sweetspot.core.trial import TeacherParams, prepare, teacher_seeds, transfer_set, trial_path_key
 from sweetspot.experiments.common import markdown_table, mean_sd, write_outputs
 from sweetspot.experiments.kd_vs_ls import smoothing_logits
 from sweetspot.results.export import ordered_front
@@ -215,13 +216,13 @@ def run_cell(base: dict[str, Any], config: StudyConfig, splits: Any, student: st
     for i in seeds:
         start = time.perf_counter()
         config_i = replace(config, student=replace(config.student, seed=i))
-        ref_seed = teacher_seeds(trajectory_seed(config, ref_batch, lr), n_seeds)[i]
+        ref_seed = teacher_seeds(path_seed(config, ref_batch, lr), n_seeds)[i]
         ref_epochs = best_epochs(config, splits, [ref_seed], store)[0]
         longest = config.search.epochs[1]
         teachers = {"reference": (None, ref_batch, ref_epochs), "over-trained": (None, ref_batch, longest), **ranked}
         for name, (trial, batch, epochs) in teachers.items():
-            seed = teacher_seeds(trajectory_seed(config, batch, lr), n_seeds)[i]
-            key = path_key(config, TeacherParams(batch, epochs), seed, splits.x_train.device) if store else None
+            seed = teacher_seeds(path_seed(config, batch, lr), n_seeds)[i]
+            key = trial_path_key(config, TeacherParams(batch, epochs), seed, splits.x_train.device) if store else None
             teacher = seeded_run(config.teacher, chosen.teacher_splits, batch, epochs, lr, seed, store=store,
                                  key=key).teacher
             logits = predict_logits(teacher, x)

@@ -33,9 +33,9 @@ from machine import describe
 from scipy.stats import spearmanr
 from student_gain import base_config, cell_config, fitted, read_rows
 
-from sweetspot.config import trajectory_seed
 from sweetspot.core.checkpoints import CheckpointStore
 from sweetspot.core.metrics import accuracy, expected_calibration_error, normalized_entropy
+from sweetspot.core.seeds import path_seed
 from sweetspot.core.training import predict_logits
 from sweetspot.core.trial import TeacherParams, run_trial, teacher_seeds
 from sweetspot.experiments.common import markdown_table, mean_sd
@@ -87,7 +87,7 @@ def main() -> None:
         if key not in seen:
             labels = None if r["labels_per_class"] == "all" else int(r["labels_per_class"])
             config, splits = fitted(cell_config(base, "linear", labels, r["transfer"], args.tiny))
-            own = trajectory_seed(config, r["batch_size"], config.teacher.lr)
+            own = path_seed(config, r["batch_size"], config.teacher.lr)
             seed = teacher_seeds(own, args.seeds)[r["seed_index"]]
             seen[key] = measures(config, splits, r["batch_size"], r["epochs"], seed, store)
         r.update(seen[key])

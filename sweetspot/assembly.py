@@ -195,12 +195,13 @@ def weights_kept(keep: int, objective: Any) -> Callable[[Any, Any], None]:
 
 def reference(run: Run, say: Callable[[str], None] = print) -> dict[str, Any] | None:
     """The study's reference teacher, trained here the first time (``service.study.ensure_reference``)."""
-    from sweetspot.config import trains_students
+    from sweetspot.config.metric_registry import trains_students
     from sweetspot.service.study import REFERENCE_ATTR, ensure_reference, user_attrs
 
     config = run.config
     if config.reference.batch_size is not None and REFERENCE_ATTR not in user_attrs(run.study):
-        students = "with its students" if trains_students(config) else "without students (no objective needs one)"
+        students = "with its students" if trains_students(config.objectives) else \
+            "without students (no objective needs one)"
         say(f"training the reference teacher: batch {config.reference.batch_size}, stopped at its best validation "
             f"accuracy (patience {config.reference.patience}), {students}; once per study")
     return ensure_reference(run.study, config, run.objective.splits, run.objective.checkpoints)

@@ -101,7 +101,8 @@ def test_an_object_only_this_process_holds_is_refused_for_worker_processes_befor
     config = config_from_dict(TINY)
     config = dataclasses.replace(config, teacher=dataclasses.replace(config.teacher, arch=lambda shape, n: None))
     db = tmp_path / "refused.db"
-    with pytest.raises(ConfigError, match=r"^workers=2: worker processes cannot see teacher.arch \(\S*<lambda>\), a Python object"):
+    refusal = r"^workers=2: worker processes cannot see teacher.arch \(\S*<lambda>\), a Python object"
+    with pytest.raises(ConfigError, match=refusal):
         sweetspot.run_study(config, f"sqlite:///{db}", workers=2)
     assert not db.exists()
 

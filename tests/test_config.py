@@ -2,14 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from sweetspot.config import (
-    StudyConfig,
-    batch_size_choices,
-    config_diff,
-    config_from_dict,
-    derive_seed,
-    load_config,
-)
+from sweetspot.config import StudyConfig, batch_size_choices, config_diff, config_from_dict, load_config
+from sweetspot.core.seeds import derive_seed
 from sweetspot.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -163,3 +157,42 @@ def test_augmentation_is_for_the_teacher_and_for_images(write_config, cli, tmp_p
     config = write_config(changes)
     code, _, err = cli("trial", config, "--batch-size", "8", "--epochs", "1")
     assert code == 2 and "teacher.augment: flip-crop needs images (C, H, W)" in err and err.count("\n") == 1
+
+
+def _literal_fields():
+    """Every (dotted key, allowed values) of the schema whose type is a Literal."""
+    import dataclasses
+    import typing
+
+    from sweetspot.config import schema
+
+    sections = {"": schema.StudyConfig, "teacher.": schema.NetConfig, "student.": schema.StudentConfig,
+                "distill.": schema.DistillConfig, "early_stop.": schema.EarlyStopConfig}
+    for prefix, cls in sections.items():
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if typing.get_origin(hints[f.name]) is typing.Literal:
+                yield prefix + f.name, typing.get_args(hints[f.name])
+
+
+@pytest.mark.parametrize("key, allowed", list(_literal_fields()))
+def test_every_choice_is_declared_once_and_refused_with_what_it_allows(key, allowed):
+    raw: dict = {}
+    *parents, last = key.split(".")
+    node = raw
+    for p in parents:
+        node = node.setdefault(p, {})
+    node[last] = "qqqqqq"  # close to no choice: no did-you-mean
+    with pytest.raises(ConfigError) as refused:
+        config_from_dict(raw, source="f.yaml")
+    assert str(refused.value) == f"f.yaml: {key}: unknown value 'qqqqqq' (allowed: {', '.join(allowed)})"
+
+
+def test_the_cli_offers_the_schemas_choices():
+    import typing
+
+    from sweetspot.cli import build_parser
+    from sweetspot.config.schema import KdLoss
+
+    loss = next(a for a in build_parser()._subparsers._group_actions[0].choices["run"]._actions if a.dest == "loss")
+    assert tuple(loss.choices) == typing.get_args(KdLoss)

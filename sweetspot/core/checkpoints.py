@@ -1,7 +1,7 @@
 """A size-bounded folder of teacher checkpoints that trials of one path share.
 
 Trials that differ only in ``epochs`` walk the same training path (same network, optimizer,
-schedule, batch size, data and seed: ``trajectory_key``). A trial saves its teacher's state where
+schedule, batch size, data and seed: ``path_key``). A trial saves its teacher's state where
 it stopped; a later trial on the same path starts from the longest stored prefix that is not
 longer than its own run, and trains only the rest.
 
@@ -41,7 +41,7 @@ CHECKPOINTS_ENV = "SWEETSPOT_CHECKPOINTS"
 SUFFIX = ".ckpt"
 
 
-def trajectory_key(parts: dict[str, Any]) -> str:
+def path_key(parts: dict[str, Any]) -> str:
     """A short stable name for everything that defines a training path (a JSON-able dict)."""
     text = json.dumps(parts, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:20]

@@ -15,11 +15,13 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from sweetspot.config import TRIAL_METRICS, StudyConfig, trajectory_seed
+from sweetspot.config import StudyConfig
+from sweetspot.config.metric_registry import TRIAL_METRICS
 from sweetspot.core.checkpoints import CheckpointStore
+from sweetspot.core.seeds import path_seed
 from sweetspot.core.splits import Splits
 from sweetspot.core.teacher_paths import Point, seeded_run
-from sweetspot.core.trial import TeacherParams, path_key, run_trial, teacher_seeds, transfer_set
+from sweetspot.core.trial import TeacherParams, run_trial, teacher_seeds, transfer_set, trial_path_key
 from sweetspot.errors import TrainingDiverged
 
 
@@ -52,7 +54,7 @@ def best_epochs(config: StudyConfig, splits: Splits, seeds: list[int],
     epochs = []
     for seed in seeds:
         watch = BestEpoch(config.reference.patience)
-        key = path_key(config, params, seed, device) if checkpoints else None
+        key = trial_path_key(config, params, seed, device) if checkpoints else None
         seeded_run(config.teacher, teacher_splits, batch_size, params.epochs, config.teacher.lr, seed,
                    store=checkpoints, key=key, watch=watch)
         epochs.append(watch.epoch)
@@ -66,7 +68,7 @@ def run_reference(config: StudyConfig, splits: Splits, checkpoints: CheckpointSt
     seeds) their sd."""
     batch_size = config.reference.batch_size
     assert batch_size is not None
-    own = trajectory_seed(config, batch_size, config.teacher.lr)  # a trial's of this batch size (without repeats)
+    own = path_seed(config, batch_size, config.teacher.lr)  # a trial's of this batch size (without repeats)
     seeds = teacher_seeds(own, config.search.teacher_seeds)
     stored: dict[str, Any] = {"batch_size": batch_size, "patience": config.reference.patience, "teacher_seeds": seeds,
                               "split": split}

@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from sweetspot.config import StudentConfig, StudyConfig, student_seed
+from sweetspot.config import StudentConfig, StudyConfig
 from sweetspot.core.models import build_model
+from sweetspot.core.seeds import student_seed
 from sweetspot.core.stacking import Stacked, stackable
 from sweetspot.core.training import distill, make_optimizer, make_scheduler
 

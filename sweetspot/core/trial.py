@@ -17,18 +17,9 @@ from typing import Any
 
 import torch
 
-from sweetspot.config import (
-    ENTROPY_GRID,
-    STUDENT_METRICS,
-    NetConfig,
-    StudyConfig,
-    batch_size_choices,
-    derive_seed,
-    missing_classes,
-    trains_students,
-    trajectory_seed,
-)
-from sweetspot.core.checkpoints import CheckpointStore, trajectory_key
+from sweetspot.config import NetConfig, StudyConfig, batch_size_choices
+from sweetspot.config.metric_registry import ENTROPY_GRID, STUDENT_METRICS, trains_students
+from sweetspot.core.checkpoints import CheckpointStore, path_key
 from sweetspot.core.metrics import (
     accuracy,
     agreement,
@@ -42,6 +33,7 @@ from sweetspot.core.metrics import (
     soft_labels_by_class,
 )
 from sweetspot.core.models import check_net, check_outputs
+from sweetspot.core.seeds import derive_seed, path_seed
 from sweetspot.core.splits import (
     Splits,
     check_classes,
@@ -129,6 +121,14 @@ class TrialOutcome:
     soft_labels_by_class: torch.Tensor  # C x C mean soft labels at T per class, on the scored split
 
 
+def missing_classes(config: StudyConfig, n_classes: int) -> tuple[int, ...]:
+    """The classes that get a k-less student: ``all`` but the withheld ones, or the config's list."""
+    chosen = config.distill.missing_classes
+    if isinstance(chosen, str):
+        return tuple(k for k in range(n_classes) if k not in config.distill.withheld_classes)
+    return tuple(chosen)
+
+
 def resolve_device(name: str) -> torch.device:
     """``auto`` (CUDA if present, else CPU), ``cpu``, ``cuda`` or ``cuda:i``."""
     if name == "auto":
@@ -176,7 +176,7 @@ def trial_seed(config: StudyConfig, number: int, params: TeacherParams) -> int:
     ``search.repeats`` the trial's own (repeats are meant to differ)."""
     if config.search.repeats:
         return derive_seed(config.seed, number)
-    return trajectory_seed(config, params.batch_size, params.lr(config))
+    return path_seed(config, params.batch_size, params.lr(config))
 
 
 def teacher_seeds(own: int, n: int) -> list[int]:
@@ -185,14 +185,14 @@ def teacher_seeds(own: int, n: int) -> list[int]:
     return [own, *(derive_seed(own, 4, i) for i in range(1, n))]
 
 
-def path_key(config: StudyConfig, params: TeacherParams, seed: int, device: torch.device) -> str:
-    """Names a trial teacher's training path (``teacher_key`` of the config's teacher)."""
+def trial_path_key(config: StudyConfig, params: TeacherParams, seed: int, device: torch.device) -> str:
+    """Names a trial teacher's training path (``teacher_path_key`` of the config's teacher)."""
     d = config.distill
     part = d.heldout_fraction if d.transfer == "heldout" else None
-    return teacher_key(config, config.teacher, params.lr(config), params.batch_size, seed, device, part)
+    return teacher_path_key(config, config.teacher, params.lr(config), params.batch_size, seed, device, part)
 
 
-def teacher_key(
+def teacher_path_key(
     config: StudyConfig, net: NetConfig, lr: float, batch_size: int, seed: int, device: torch.device,
     heldout: float | None = None,
 ) -> str:
@@ -202,7 +202,7 @@ def teacher_key(
     ``heldout``: the share of the training split kept from the teacher (``distill.transfer: heldout``)."""
     data = config.fingerprint()["data"]
     kept = {} if heldout is None else {"heldout": heldout}  # absent otherwise: older keys stay valid
-    return trajectory_key({**kept,
+    return path_key({**kept,
         "teacher": json.loads(json.dumps(dataclasses.asdict(net))), "lr": lr,
         "batch_size": batch_size, "seed": seed, "data": data, "split_seed": config.seed,
         "device": device.type, "threads": torch.get_num_threads(), "torch": torch.__version__,
@@ -223,7 +223,7 @@ def run_trial(
     """Train a teacher with ``params``, distil the students from it, and score both on ``split``.
 
     ``search.teacher_seeds`` N teachers (``teacher_seeds(seed, N)``: the trial's own seed first,
-    each on its own path) train (stacked on CUDA: ``trajectories.seeded_runs``), their students train
+    each on its own path) train (stacked on CUDA: ``teacher_paths.seeded_runs``), their students train
     as one stacked model, and every metric is their mean, with its
     values per seed and its sd beside it (``teacher_seeds``); ``watch`` is one watch for every seed or
     one per seed.
@@ -242,7 +242,7 @@ def run_trial(
 
     start = time.perf_counter()
     chosen = transfer_set(config, splits)
-    keys = [path_key(config, params, s, device) for s in seeds] if checkpoints else None
+    keys = [trial_path_key(config, params, s, device) for s in seeds] if checkpoints else None
     runs = seeded_runs(config.teacher, chosen.teacher_splits, params.batch_size, params.epochs, params.lr(config),
                        seeds, store=checkpoints, keys=keys, watches=watches, temperature=temperature)
     timings["teacher"] = time.perf_counter() - start
@@ -268,7 +268,7 @@ def run_trial(
     if not torch.isfinite(transfer).all():
         raise TrainingDiverged("teacher logits are not finite")
 
-    if not trains_students(config):  # every objective is the teacher's: no student to pay for
+    if not trains_students(config.objectives):  # every objective is the teacher's: no student to pay for
         by_seed = [_teacher_metrics(transfer[m], y_transfer, teacher_eval[m], y_eval, temperature)
                    | dict.fromkeys(STUDENT_METRICS) for m in range(len(runs))]
     else:

@@ -23,7 +23,7 @@ from sweetspot.core.students import train_student as fit_student
 from sweetspot.core.teacher_paths import seeded_run
 from sweetspot.core.teacher_paths import train_teacher as fit_teacher
 from sweetspot.core.training import predict_logits
-from sweetspot.core.trial import teacher_key, teacher_seeds
+from sweetspot.core.trial import teacher_path_key, teacher_seeds
 from sweetspot.errors import ConfigError
 from sweetspot.results.teachers import net_from_recipe
 from sweetspot.trusted_imports import is_import_path, trust_command_line
@@ -113,7 +113,7 @@ def train_teacher(setup: Setup, spec: TeacherSpec) -> nn.Module:
         net = replace(config.teacher, arch=spec.arch, options={})
     if setup.checkpoints is None:
         return fit_teacher(net, splits, spec.batch_size, spec.epochs, net.lr, spec.seed)
-    key = teacher_key(config, net, net.lr, spec.batch_size, spec.seed, splits.x_train.device)
+    key = teacher_path_key(config, net, net.lr, spec.batch_size, spec.seed, splits.x_train.device)
     run = seeded_run(net, splits, spec.batch_size, spec.epochs, net.lr, spec.seed, store=setup.checkpoints, key=key)
     return run.teacher
 

@@ -18,7 +18,8 @@ import yaml
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from sweetspot.config import TRIAL_METRICS, StudyConfig
+from sweetspot.config import StudyConfig
+from sweetspot.config.metric_registry import TRIAL_METRICS
 from sweetspot.core.splits import Splits
 from sweetspot.core.trial import params_from_dict, run_trial, teacher_seeds
 from sweetspot.errors import ConfigError, StorageError

@@ -18,7 +18,8 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from sweetspot.config import ENTROPY_GRID, StudyConfig
+from sweetspot.config import StudyConfig
+from sweetspot.config.metric_registry import ENTROPY_GRID
 from sweetspot.results.export import best_first, ordered_front
 from sweetspot.service.study import count_states, metric_names
 

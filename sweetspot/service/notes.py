@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sweetspot.config import ENTROPY_GRID, TRIAL_METRICS, StudyConfig, batch_size_choices
+from sweetspot.config import StudyConfig, batch_size_choices
+from sweetspot.config.metric_registry import ENTROPY_GRID, TRIAL_METRICS
 
 
 def study_note(config: StudyConfig) -> str:

@@ -22,7 +22,8 @@ from optuna.trial import FrozenTrial, TrialState
 from optuna_dashboard import save_note
 from sqlalchemy.engine import make_url
 
-from sweetspot.config import StudyConfig, config_diff, config_from_dict, derive_seed
+from sweetspot.config import StudyConfig, config_diff, config_from_dict
+from sweetspot.core.seeds import derive_seed
 from sweetspot.errors import ConfigError, StorageError
 from sweetspot.service.early_stop import make_pruner
 from sweetspot.service.notes import study_note

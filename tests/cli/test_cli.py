@@ -6,7 +6,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from sweetspot.config import TRIAL_METRICS
+from sweetspot.config.metric_registry import TRIAL_METRICS
 from tests.conftest import run_console_script
 
 

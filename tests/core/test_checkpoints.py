@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from sweetspot.core.checkpoints import CheckpointStore, checkpoint_dir, trajectory_key
+from sweetspot.core.checkpoints import CheckpointStore, checkpoint_dir, path_key
 
 CPU = torch.device("cpu")
 
@@ -21,9 +21,9 @@ def _state(epoch: int, size: int = 1000) -> dict:
 
 def test_key_is_stable_and_depends_on_every_part():
     parts = {"batch_size": 64, "seed": 3, "teacher": {"arch": "mlp", "width": 32}}
-    assert trajectory_key(parts) == trajectory_key(dict(reversed(list(parts.items()))))
-    assert trajectory_key(parts) != trajectory_key(parts | {"seed": 4})
-    assert trajectory_key(parts) != trajectory_key(parts | {"teacher": {"arch": "mlp", "width": 33}})
+    assert path_key(parts) == path_key(dict(reversed(list(parts.items()))))
+    assert path_key(parts) != path_key(parts | {"seed": 4})
+    assert path_key(parts) != path_key(parts | {"teacher": {"arch": "mlp", "width": 33}})
 
 
 def test_load_takes_the_longest_prefix_not_longer_than_the_run(tmp_path: Path):

@@ -106,7 +106,7 @@ N_SEEDS = TINY | {"search": TINY.get("search", {}) | {"teacher_seeds": 3}}
 def test_a_trial_of_three_teacher_seeds_records_their_mean_values_and_sd():
     import statistics
 
-    from sweetspot.config import TRIAL_METRICS
+    from sweetspot.config.metric_registry import TRIAL_METRICS
     from sweetspot.core.trial import TeacherParams, run_trial, teacher_seeds
 
     config = config_from_dict(N_SEEDS)

@@ -5,7 +5,8 @@ from dataclasses import replace
 import pytest
 import torch
 
-from sweetspot.config import StudentConfig, config_from_dict, student_seed
+from sweetspot.config import StudentConfig, config_from_dict
+from sweetspot.core.seeds import student_seed
 from sweetspot.core.stacking import Stacked
 from sweetspot.core.students import OneByOne, train_student, train_students
 

@@ -303,7 +303,8 @@ def test_an_experiments_student_follows_the_student_schedule_as_a_trials_does():
     seeded by the config: schedule, lr_decay and precision apply to both."""
     from dataclasses import replace
 
-    from sweetspot.config import config_from_dict, student_seed
+    from sweetspot.config import config_from_dict
+    from sweetspot.core.seeds import student_seed
     from sweetspot.core.splits import transfer_indices
     from sweetspot.core.students import train_student as trials_student
     from sweetspot.core.trial import prepare

@@ -6,7 +6,8 @@ import pytest
 from optuna.distributions import CategoricalDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
 
-from sweetspot.config import ENTROPY_GRID, StudyConfig
+from sweetspot.config import StudyConfig
+from sweetspot.config.metric_registry import ENTROPY_GRID
 from sweetspot.results.report import FIGURES, TOP, write_report
 from sweetspot.service.study import open_storage, open_study
 

@@ -1,4 +1,5 @@
-from sweetspot.config import ENTROPY_GRID, TRIAL_METRICS, StudyConfig, config_from_dict
+from sweetspot.config import StudyConfig, config_from_dict
+from sweetspot.config.metric_registry import ENTROPY_GRID, TRIAL_METRICS
 from sweetspot.service.notes import study_note, trial_note
 
 

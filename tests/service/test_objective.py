@@ -2,14 +2,8 @@ import optuna
 import pytest
 import torch
 
-from sweetspot.config import (
-    ENTROPY_GRID,
-    RECORD_ATTRS,
-    STUDENT_METRICS,
-    TEACHER_METRICS,
-    TRIAL_METRICS,
-    config_from_dict,
-)
+from sweetspot.config import config_from_dict
+from sweetspot.config.metric_registry import ENTROPY_GRID, RECORD_ATTRS, STUDENT_METRICS, TEACHER_METRICS, TRIAL_METRICS
 from sweetspot.core.trial import TeacherParams, prepare, resolve_device, run_trial
 from sweetspot.errors import ConfigError, DataError
 from sweetspot.service.objective import Objective
@@ -101,9 +95,9 @@ def test_transfer_heldout_trains_the_teacher_without_the_transfer_examples(tiny)
     b = run_trial(heldout, splits, TeacherParams(32, 2), seed=1).metrics
     assert a["teacher_val_acc"] != b["teacher_val_acc"]
     # its teachers walk paths of their own: a checkpoint of the whole split's teacher is never resumed
-    from sweetspot.core.trial import path_key
+    from sweetspot.core.trial import trial_path_key
 
-    assert path_key(config, TeacherParams(32, 2), 1, CPU) != path_key(heldout, TeacherParams(32, 2), 1, CPU)
+    assert trial_path_key(config, TeacherParams(32, 2), 1, CPU) != trial_path_key(heldout, TeacherParams(32, 2), 1, CPU)
 
 
 def test_run_trial_twice_with_one_seed_gives_the_same_metrics(tiny):

@@ -12,7 +12,7 @@ import sqlalchemy
 import yaml
 from optuna.trial import TrialState
 
-from sweetspot.config import RECORD_ATTRS, TRIAL_METRICS
+from sweetspot.config.metric_registry import RECORD_ATTRS, TRIAL_METRICS
 from sweetspot.service.optuna_internals import QueueEmpty
 from sweetspot.service.study import open_storage, queue_trials
 from sweetspot.service.workers import GracefulStop, drain, threads_per_worker
