@@ -59,7 +59,8 @@ class Dashboard(Command):
             flush=True,
         )
         assembly.quiet_optuna()
-        run_server(storage, host=args.host, port=args.port, artifact_store=store)
+        # the database itself: optuna-dashboard upgrades an RDB storage's schema flags
+        run_server(storage.backend, host=args.host, port=args.port, artifact_store=store)
         return 0
 
 

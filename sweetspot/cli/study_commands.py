@@ -40,7 +40,6 @@ class Run(Command):
         from optuna.trial import TrialState
 
         from sweetspot import assembly
-        from sweetspot.service.retry import with_retries
         from sweetspot.service.study import count_states, queue_trials
         from sweetspot.service.workers import Launch, drain_with_progress, supervise, threads_per_worker
 
@@ -52,7 +51,7 @@ class Run(Command):
                                 names=FLAGS)
         study = run.study
         # queued by an earlier, interrupted run
-        left = count_states(with_retries(study.get_trials, deepcopy=False))[TrialState.WAITING]
+        left = count_states(study.get_trials(deepcopy=False))[TrialState.WAITING]
         n = args.trials or config.n_trials
         queue_trials(study, n)
         total = n + left
@@ -75,7 +74,7 @@ class Run(Command):
         if ended.interrupted:
             raise KeyboardInterrupt
         reference = assembly.reference(run, say=_say)
-        counts = count_states(with_retries(study.get_trials, deepcopy=False))
+        counts = count_states(study.get_trials(deepcopy=False))
         short = counts[TrialState.WAITING] + counts[TrialState.RUNNING] > 0
         code, failures = ended.exit_code(short), ended.failures()
         for failure in failures:
@@ -107,7 +106,6 @@ class Worker(Command):
         from optuna.trial import TrialState
 
         from sweetspot import assembly
-        from sweetspot.service.retry import with_retries
         from sweetspot.service.study import count_states, worker_id
         from sweetspot.service.workers import drain_with_progress, watch_supervisor
 
@@ -115,11 +113,11 @@ class Worker(Command):
         run = assembly.open_run(study_config(args), args.storage, args.study, workers_settings(args),
                                 device=args.device, threads=args.threads, names=FLAGS)
         study = run.study
-        queued = count_states(with_retries(study.get_trials, deepcopy=False))[TrialState.WAITING]
+        queued = count_states(study.get_trials(deepcopy=False))[TrialState.WAITING]
         deadline = time.monotonic() + args.wait_for_queue
         while not queued and time.monotonic() < deadline:  # the step that queues may not have run yet
             time.sleep(2)
-            queued = count_states(with_retries(study.get_trials, deepcopy=False))[TrialState.WAITING]
+            queued = count_states(study.get_trials(deepcopy=False))[TrialState.WAITING]
         total = min(queued, args.trials) if args.trials else queued
         ran = drain_with_progress(study, run.objective, total, progress=not args.no_progress, max_trials=args.trials,
                                   after_trial=assembly.weights_kept(args.keep_weights, run.objective))

@@ -81,10 +81,9 @@ def summary(study: Any, url: str, hint: str | None = None, failures: Sequence[st
     baselines, and what to do next."""
     from optuna.trial import TrialState
 
-    from sweetspot.service.retry import with_retries
     from sweetspot.service.study import count_states, mask_url
 
-    counts = count_states(with_retries(study.get_trials, deepcopy=False))
+    counts = count_states(study.get_trials(deepcopy=False))
     done = counts[TrialState.COMPLETE]
     print(
         f"\nstudy {study.study_name!r} in {mask_url(url)}: {done} finished of {sum(counts.values())} trials"
@@ -93,8 +92,8 @@ def summary(study: Any, url: str, hint: str | None = None, failures: Sequence[st
         + "".join(f"; {failure}" for failure in failures)
     )
     if done:
-        print(f"best trials (Pareto front, best first):\n{with_retries(front_table, study)}")
+        print(f"best trials (Pareto front, best first):\n{front_table(study)}")
         print("\nthe best trial beside the baselines (validation split; ± sd over teacher seeds):\n"
-              f"{with_retries(baselines_table, study, reference)}")
+              f"{baselines_table(study, reference)}")
         if hint:
             print(f"\nnext: {hint}")

@@ -46,12 +46,12 @@ def copy_study(
     """Copy study ``name`` from ``source`` into ``target`` as ``target_name`` (which must not exist
     there), with its notes, and the artifact files from ``artifacts[0]`` to ``artifacts[1]`` unless
     the folders are the same."""
-    if target_name in {s.study_name for s in with_retries(target.get_all_studies)}:
+    if target_name in {s.study_name for s in target.get_all_studies()}:
         raise StorageError(f"the destination already has a study named {target_name!r}; give another with --to-study")
     study = optuna.load_study(study_name=name, storage=source)
-    source_id = with_retries(source.get_study_id_from_name, name)
-    trials = with_retries(study.get_trials, deepcopy=False)
-    system_attrs = with_retries(source.get_study_system_attrs, source_id)
+    source_id = source.get_study_id_from_name(name)
+    trials = study.get_trials(deepcopy=False)
+    system_attrs = source.get_study_system_attrs(source_id)
     copy = optuna.create_study(study_name=target_name, storage=target, directions=study.directions)
     try:
         copy_id = target.get_study_id_from_name(target_name)
@@ -63,7 +63,7 @@ def copy_study(
         notes = 0
         for trial in trials:
             copied_id = target.create_new_trial(copy_id, template_trial=trial)
-            note = read_note(system_attrs, with_retries(source.get_trial_id_from_study_id_trial_number, source_id,
+            note = read_note(system_attrs, source.get_trial_id_from_study_id_trial_number(source_id,
                                                         trial.number))
             if note:
                 write_note(target, copy_id, copied_id, note)

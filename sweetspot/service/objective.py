@@ -22,7 +22,6 @@ from sweetspot.errors import TrainingDiverged
 from sweetspot.service.artifacts import save_trial_artifacts
 from sweetspot.service.early_stop import CURVE_POINT, rule_reason
 from sweetspot.service.notes import trial_note
-from sweetspot.service.retry import with_retries
 from sweetspot.service.study import worker_id
 
 
@@ -52,39 +51,39 @@ class Objective:
         self.checkpoints = checkpoints  # shared teacher paths (None: every trial trains from scratch)
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
-        params = with_retries(suggest_params, trial, self.config)
+        params = suggest_params(trial, self.config)
         temperature = params.t(self.config)
         # a retried trial (its worker died) keeps the seed it was first given
         seed = trial.user_attrs["seed"] if "seed" in trial.user_attrs else trial_seed(self.config, trial.number, params)
-        with_retries(trial.set_user_attr, "worker", worker_id())
-        twin = None if self.config.search.repeats else with_retries(_finished_twin, trial)
+        trial.set_user_attr("worker", worker_id())
+        twin = None if self.config.search.repeats else _finished_twin(trial)
         if twin is not None:  # its seed comes along, so that an export retrains the same teacher
             metrics = {k: v for k, v in twin.user_attrs.items() if k not in ("worker", "queued_by", "fail_reason")}
             metrics["reused_from"] = twin.number
             metrics["teacher_epochs"] = {"trained": 0, "reused": params.epochs}
         else:
-            with_retries(trial.set_user_attr, "seed", seed)
+            trial.set_user_attr("seed", seed)
             try:
                 watches = [self._watch(trial, temperature, report=s == 0)
                            for s in range(self.config.search.teacher_seeds)]
                 outcome = run_trial(self.config, self.splits, params, seed, checkpoints=self.checkpoints,
                                     watch=watches)
             except TrainingDiverged as exc:
-                with_retries(trial.set_user_attr, "fail_reason", str(exc))
+                trial.set_user_attr("fail_reason", str(exc))
                 return tuple(math.nan for _ in self.config.objectives)
             except TeacherStopped as stop:
                 for key, value in {**stop.record, "pruned_reason": stop.reason}.items():
-                    with_retries(trial.set_user_attr, key, value)
+                    trial.set_user_attr(key, value)
                 raise optuna.TrialPruned(stop.reason) from stop
             metrics = outcome.metrics
             if self.artifacts is not None:
                 names = [class_name(self.splits.name, k) for k in range(self.splits.n_classes)]
-                with_retries(save_trial_artifacts, self.artifacts, trial, outcome.teacher,
+                save_trial_artifacts(self.artifacts, trial, outcome.teacher,
                              outcome.soft_labels_by_class, names, temperature)
         for key, value in metrics.items():
-            with_retries(trial.set_user_attr, key, value)
+            trial.set_user_attr(key, value)
         note = trial_note(trial.params, metrics, temperature)
-        with_retries(save_note, trial, note)
+        save_note(trial, note)
         values = [metrics[m] for m in self.config.objectives]
         return tuple(math.nan if v is None else float(v) for v in values)
 
@@ -101,8 +100,8 @@ class Objective:
             reason = rule_reason(rule, point, temperature)
             if reason is None and rule.pruner != "none" and report:
                 epoch = int(point["epoch"])
-                with_retries(trial.report, point[curve_key], epoch)
-                if with_retries(trial.should_prune):
+                trial.report(point[curve_key], epoch)
+                if trial.should_prune():
                     reason = f"Optuna's {rule.pruner} pruner after epoch {epoch} ({rule.curve} {point[curve_key]:.4f})"
             return reason
 

@@ -16,6 +16,9 @@
   (``proxy_api``), which proxy.py extends with the queue and heartbeats.
 * Experimental: heartbeats and metric names warn on every use; ``experimental()`` silences exactly
   that warning around those calls.
+* Private: Optuna's cache layer (``cached``) and its heartbeat base class (``BaseHeartbeat``), which
+  the retrying storage (retrying_storage.py) is built from: the cache in front of the database, as
+  ``load_study`` would put it, and the heartbeat interface Optuna looks for.
 Everything else sweetspot does with Optuna uses its public API.
 """
 
@@ -32,6 +35,8 @@ from typing import Any
 
 import optuna
 import sqlalchemy
+from optuna.storages._cached_storage import _CachedStorage
+from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.storages._rdb import models
 from optuna.trial import FrozenTrial, TrialState
 
@@ -46,6 +51,15 @@ def experimental() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         yield
+
+
+def cached(storage: optuna.storages.BaseStorage) -> optuna.storages.BaseStorage:
+    """Optuna's trial cache in front of a database storage (what ``load_study`` puts there itself when
+    it is handed an RDB storage); any other storage as it is."""
+    return _CachedStorage(storage) if isinstance(storage, optuna.storages.RDBStorage) else storage
+
+
+__all__ = ["BaseHeartbeat", "cached"]
 
 
 class QueueEmpty(Exception):

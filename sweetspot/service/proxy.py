@@ -43,6 +43,7 @@ from sweetspot.service.optuna_internals import (
 )
 from sweetspot.service.recovery import recover_stale
 from sweetspot.service.retry import STORAGE_ERRORS, first_line
+from sweetspot.service.retrying_storage import RetryingStorage
 
 log = logging.getLogger("sweetspot.service.workers")
 OptunaStorageProxyService, api_pb2, api_pb2_grpc, BaseHeartbeat = proxy_api()
@@ -108,13 +109,16 @@ class QueueProxy(GrpcStorageProxy, BaseHeartbeat):
         return None
 
 
-def serve(storage: QueueStorage, host: str, port: int, stop: threading.Event, threads: int = 32) -> None:
+def serve(storage: RetryingStorage | QueueStorage, host: str, port: int, stop: threading.Event,
+          threads: int = 32) -> None:
     """Serve ``storage`` on host:port until ``stop`` is set, recovering stale trials of every study
     every heartbeat interval."""
     _check_free(host, port)  # before gRPC tries: its own failure is a C-level log line, not an exception
     # Optuna's trial cache, as load_study puts in front of a database (Optuna's docs ask for it here):
-    # without it every GetTrials read the whole study, and taking a trial grew dearer with each one finished
-    cached = optuna.storages.get_storage(storage)
+    # without it every GetTrials read the whole study, and taking a trial grew dearer with each one finished.
+    # RetryingStorage holds it, and rides out the database's dropped connections for every worker at once.
+    cached = storage if isinstance(storage, RetryingStorage) else RetryingStorage(storage)
+    storage = cached.backend
     server = grpc.server(ThreadPoolExecutor(max_workers=threads))
     api_pb2_grpc.add_StorageServiceServicer_to_server(QueueService(storage, cached), server)
     try:

@@ -29,6 +29,7 @@ from sweetspot.service.early_stop import make_pruner
 from sweetspot.service.notes import study_note
 from sweetspot.service.optuna_internals import QueueStorage, experimental
 from sweetspot.service.retry import STORAGE_ERRORS, STORAGE_RETRY, Retry, first_line, through_disconnects, with_retries
+from sweetspot.service.retrying_storage import RetryingStorage
 
 DEFAULT_STORAGE = "sqlite:///sweetspot.db"
 STORAGE_ENV = "SWEETSPOT_STORAGE"
@@ -91,18 +92,19 @@ def _serialize_sqlite(engine: sqlalchemy.engine.Engine) -> None:
     engine.dispose()  # connections opened before the listeners go
 
 
-def open_storage(url: str, *, must_exist: bool = False, heartbeat: Heartbeat | None = None) -> Any:
-    """An Optuna RDB storage for ``url`` (a QueueStorage), or for ``grpc://host:port`` a client of
-    ``sweetspot storage-proxy`` (proxy.py); one-line StorageError for a malformed, unsupported or
+def open_storage(url: str, *, must_exist: bool = False, heartbeat: Heartbeat | None = None) -> RetryingStorage:
+    """The storage at ``url``, with every call that is safe to repeat retried (retrying_storage.py):
+    sweetspot's QueueStorage for a database, or for ``grpc://host:port`` a client of ``sweetspot
+    storage-proxy`` (proxy.py) as its ``backend``. One-line StorageError for a malformed, unsupported or
     unreachable URL. ``must_exist`` refuses to create a new SQLite file (for reading commands)."""
     if url.startswith("grpc://"):
-        return _open_proxy(url, heartbeat)
+        return RetryingStorage(_open_proxy(url, heartbeat))
     shown = mask_url(url)
     parsed = check_storage_url(url, must_exist=must_exist)
     assert parsed is not None  # not a proxy
     backend = parsed.get_backend_name()
     try:
-        return through_disconnects(_queue_storage, url, backend, heartbeat)
+        return RetryingStorage(through_disconnects(_queue_storage, url, backend, heartbeat))
     except (ImportError, sqlalchemy.exc.NoSuchModuleError) as exc:
         raise StorageError(
             f"no driver for {parsed.drivername!r} in {shown!r} (for PostgreSQL use postgresql+psycopg://)"
@@ -184,7 +186,7 @@ def study_names(storage: optuna.storages.BaseStorage) -> list[str]:
 
 def load_study(storage: optuna.storages.BaseStorage, name: str | None) -> tuple[optuna.Study, StudyConfig]:
     """An existing sweetspot study and its config. Without a name, the storage's only study."""
-    names = with_retries(study_names, storage)
+    names = study_names(storage)
     if name is None:
         if len(names) != 1:
             listed = ", ".join(names) if names else "none"
@@ -192,7 +194,7 @@ def load_study(storage: optuna.storages.BaseStorage, name: str | None) -> tuple[
         name = names[0]
     if name not in names:
         raise StorageError(f"no study named {name!r} (studies in this storage: {', '.join(names) or 'none'})")
-    study = with_retries(optuna.load_study, study_name=name, storage=storage)
+    study = optuna.load_study(study_name=name, storage=storage)
     return study, stored_config(study)
 
 
@@ -235,8 +237,8 @@ def open_study(
     the study recorded (``provenance``). Each call gets a sampler seeded by the config seed and the
     number of trials already there, so that a resumed study explores new points deterministically.
     """
-    if name in with_retries(study_names, storage):
-        existing = with_retries(optuna.load_study, study_name=name, storage=storage)
+    if name in study_names(storage):
+        existing = optuna.load_study(study_name=name, storage=storage)
         attrs = user_attrs(existing)
         before = attrs.get(CONFIG_ATTR)
         if before is None:
@@ -249,11 +251,10 @@ def open_study(
                 "use the original config or start a new study with --study NAME"
             )
         _check_provenance(name, attrs.get(PROVENANCE_ATTR) or {}, provenance or {})
-        n_before = len(with_retries(existing.get_trials, deepcopy=False))
+        n_before = len(existing.get_trials(deepcopy=False))
         sampler = make_sampler(config, derive_seed(config.seed, n_before, 1))
-        return with_retries(
-            optuna.load_study, study_name=name, storage=storage, sampler=sampler, pruner=make_pruner(config.early_stop)
-        )
+        return optuna.load_study(study_name=name, storage=storage, sampler=sampler,
+                                 pruner=make_pruner(config.early_stop))
     # each step is safe to repeat after a dropped connection whose last write may have landed
     study = with_retries(
         optuna.create_study,
@@ -264,18 +265,18 @@ def open_study(
         pruner=make_pruner(config.early_stop),
         load_if_exists=True,  # another worker may create it at the same moment
     )
-    with_retries(study.set_user_attr, CONFIG_ATTR, config.to_dict())
+    study.set_user_attr(CONFIG_ATTR, config.to_dict())
     if provenance:
-        with_retries(study.set_user_attr, PROVENANCE_ATTR, provenance)
+        study.set_user_attr(PROVENANCE_ATTR, provenance)
     with experimental():
-        with_retries(study.set_metric_names, list(config.objectives))
-    with_retries(save_note, study, study_note(config))  # optuna-dashboard shows it on the study's page
+        study.set_metric_names(list(config.objectives))
+    save_note(study, study_note(config))  # optuna-dashboard shows it on the study's page
     return study
 
 
 def user_attrs(study: optuna.Study) -> dict[str, Any]:
-    """The study's user attributes, read through the retry policy."""
-    return with_retries(lambda: study.user_attrs)
+    """The study's user attributes (a storage read, retried by the storage)."""
+    return study.user_attrs
 
 
 def ensure_reference(study: optuna.Study, config: StudyConfig, splits: Any, checkpoints: Any = None) -> dict | None:
@@ -290,7 +291,7 @@ def ensure_reference(study: optuna.Study, config: StudyConfig, splits: Any, chec
     from sweetspot.core.reference import run_reference
 
     reference = run_reference(config, splits, checkpoints)
-    with_retries(study.set_user_attr, REFERENCE_ATTR, reference)
+    study.set_user_attr(REFERENCE_ATTR, reference)
     return reference
 
 
@@ -344,7 +345,7 @@ def queue_trials(study: optuna.Study, n: int, retry: Retry = STORAGE_RETRY) -> N
         except STORAGE_ERRORS as exc:
             errors += 1
             retry.give_up(errors, exc)
-            trials = with_retries(study.get_trials, deepcopy=False)
+            trials = study.get_trials(deepcopy=False)
             queued = sum(t.user_attrs.get("queued_by") == token for t in trials)
 
 

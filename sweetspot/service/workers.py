@@ -262,12 +262,12 @@ def _fail_running_trials(
     Optuna's public API: the reason first (a storage call, while the trial can still take it), then
     ``study.tell``. A trial its worker finished in the meantime is left as it is."""
     ours = {f"{socket.gethostname()}:{p.pid}" for p in procs}
-    study_id = with_retries(storage.get_study_id_from_name, study.study_name)
-    for trial in with_retries(study.get_trials, deepcopy=False, states=(TrialState.RUNNING,)):
+    study_id = storage.get_study_id_from_name(study.study_name)
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if trial.user_attrs.get("worker") in ours:
-            trial_id = with_retries(storage.get_trial_id_from_study_id_trial_number, study_id, trial.number)
+            trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
             try:
-                with_retries(storage.set_trial_user_attr, trial_id, "fail_reason", "interrupted")
+                storage.set_trial_user_attr(trial_id, "fail_reason", "interrupted")
             except optuna.exceptions.UpdateFinishedTrialError:
                 continue
             with_retries(study.tell, trial.number, state=TrialState.FAIL, skip_if_finished=True)

@@ -13,7 +13,7 @@ from optuna.trial import TrialState
 import sweetspot.service.retry
 from sweetspot.service.optuna_internals import queue_storage
 from sweetspot.service.recovery import STALE_REASON, recover_stale
-from sweetspot.service.retry import Retry
+from sweetspot.service.retry import STORAGE_RETRY, Retry
 from sweetspot.service.study import Heartbeat, open_storage
 from sweetspot.service.workers import drain
 from tests.conftest import break_connection
@@ -40,9 +40,10 @@ def _taking_a_trial(statement: str, parameters) -> bool:
     return statement.lstrip().upper().startswith("UPDATE TRIALS") and "RUNNING" in [str(v) for v in values]
 
 
-def test_a_trial_that_lost_its_connection_before_its_first_heartbeat_is_run_again(url, study_name):
+def test_a_trial_that_lost_its_connection_before_its_first_heartbeat_is_run_again(url, study_name, quick_retries):
     """The connection drops just after a worker took the trial (it is RUNNING in the database) and
-    before its heartbeat thread wrote a first beat: no heartbeat ever goes stale. It must be failed
+    before its heartbeat thread wrote a first beat, and stays down longer than the retry policy
+    (a single drop is ridden out by the storage): no heartbeat ever goes stale. It must be failed
     and queued again once ``datetime_start + grace`` has passed, with the same parameters."""
     study = _study(url, study_name)
     for x in (7, 8, 9):
@@ -55,7 +56,7 @@ def test_a_trial_that_lost_its_connection_before_its_first_heartbeat_is_run_agai
             return False
         return armed[0]  # the first statement after the trial became RUNNING
 
-    left = break_connection(queue_storage(study).engine, after_taking)
+    left = break_connection(queue_storage(study).engine, after_taking, times=STORAGE_RETRY.attempts)
     assert drain(study, _objective, poll=0.2) == 3
     assert left == [0]  # the connection really broke
     trials = study.get_trials()
