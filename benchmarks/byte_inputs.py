@@ -21,7 +21,7 @@ from machine import describe
 from sweetspot.config import DataConfig, StudyConfig
 from sweetspot.core.models import build_model
 from sweetspot.core.splits import Inputs, load_splits
-from sweetspot.core.training import make_optimizer, train_classifier
+from sweetspot.core.training import Loop, make_optimizer, train_classifier
 
 
 def epoch_rate(x: Inputs, y: torch.Tensor, batch_size: int, device: torch.device) -> float:
@@ -33,8 +33,7 @@ def epoch_rate(x: Inputs, y: torch.Tensor, batch_size: int, device: torch.device
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     start = time.perf_counter()
-    train_classifier(model, x, y, optimizer=optimizer, batch_size=batch_size, epochs=1,
-                     generator=torch.Generator().manual_seed(0))
+    train_classifier(model, x, y, Loop(optimizer, batch_size, 1, torch.Generator().manual_seed(0)))
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return len(y) / (time.perf_counter() - start)

@@ -27,7 +27,7 @@ from machine import describe
 from sweetspot.config import StudyConfig
 from sweetspot.core.models import build_model, training_flops_per_example
 from sweetspot.core.stacking import Stacked, get_rng
-from sweetspot.core.training import make_optimizer, train_classifier
+from sweetspot.core.training import Loop, make_optimizer, train_classifier
 
 
 def _sync(device: torch.device) -> None:
@@ -75,8 +75,7 @@ def training_speed(
     order = generators[0] if n_seeds == 1 else generators
 
     def train(n: int) -> None:
-        train_classifier(model, x, y, optimizer=optimizer, batch_size=batch_size, epochs=n, generator=order,
-                         precision=precision)
+        train_classifier(model, x, y, Loop(optimizer, batch_size, n, order, precision=precision))
 
     train(1)  # warm-up
     rates = []

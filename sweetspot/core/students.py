@@ -24,7 +24,7 @@ from sweetspot.config import StudentConfig, StudyConfig
 from sweetspot.core.models import build_model
 from sweetspot.core.seeds import student_seed
 from sweetspot.core.stacking import Stacked, stackable
-from sweetspot.core.training import distill, make_optimizer, make_scheduler
+from sweetspot.core.training import KD, Loop, distill, make_optimizer, make_scheduler
 
 if TYPE_CHECKING:
     from sweetspot.core.splits import Examples
@@ -60,7 +60,7 @@ def train_student(
     limits its hard term to the examples marked True."""
     epochs = net.epochs if epochs is None else epochs
     student = build_model(net, tuple(x.shape[1:]), n_classes).to(x.device)
-    _distill(net, student, x, teacher_logits, y, temperature, alpha, generator, epochs, convention, mask, labelled)
+    _distill(net, student, x, teacher_logits, y, KD(temperature, alpha, convention), generator, epochs, mask, labelled)
     return student
 
 
@@ -93,7 +93,7 @@ def train_students(
     base = build_model(net, tuple(x.shape[1:]), n_classes).to(x.device)
     if stackable(base):
         stacked = Stacked([base] * len(masks))
-        _distill(net, stacked, x, teacher_logits, y, temperature, alpha, generator, epochs, convention, masks,
+        _distill(net, stacked, x, teacher_logits, y, KD(temperature, alpha, convention), generator, epochs, masks,
                  labelled, teacher_of)
         return stacked
     start, rng = generator.get_state(), torch.get_rng_state()
@@ -105,7 +105,7 @@ def train_students(
         own = teacher_logits[teacher_of[s] if teacher_of is not None else 0] if teacher_logits.dim() == 3 \
             else teacher_logits
         own_alpha = alpha if isinstance(alpha, float | int) else float(alpha[s])
-        _distill(net, student, x, own, y, temperature, own_alpha, generator, epochs, convention, mask,
+        _distill(net, student, x, own, y, KD(temperature, own_alpha, convention), generator, epochs, mask,
                  None if labelled is None else labelled[s])
         students.append(student)
     return OneByOne(students)
@@ -126,14 +126,14 @@ class OneByOne(nn.Module):
 
 
 def _distill(
-    net: StudentConfig, student: nn.Module, x: Examples, teacher_logits: torch.Tensor, y: torch.Tensor,
-    temperature: float, alpha: float | Sequence[float], generator: torch.Generator, epochs: int, convention: str,
-    mask: torch.Tensor | None, labelled: torch.Tensor | None = None, teacher_of: Sequence[int] | None = None,
+    net: StudentConfig, student: nn.Module, x: Examples, teacher_logits: torch.Tensor, y: torch.Tensor, kd: KD,
+    generator: torch.Generator, epochs: int, mask: torch.Tensor | None, labelled: torch.Tensor | None = None,
+    teacher_of: Sequence[int] | None = None,
 ) -> None:
+    """``student`` distilled under ``net``'s optimizer, schedule, batch size and precision."""
     optimizer = make_optimizer(net.optimizer, student, net.lr)
+    loop = Loop(optimizer, net.batch_size, epochs, generator,
+                make_scheduler(net.schedule, optimizer, epochs, net.lr_decay), net.precision)
     distill(
-        student, x, teacher_logits, y, temperature=temperature, alpha=alpha, optimizer=optimizer,
-        batch_size=net.batch_size, epochs=epochs, generator=generator,
-        scheduler=make_scheduler(net.schedule, optimizer, epochs, net.lr_decay), precision=net.precision,
-        convention=convention, mask=mask, labelled=labelled, teacher_of=teacher_of,
+        student, x, teacher_logits, y, loop, kd, mask=mask, labelled=labelled, teacher_of=teacher_of,
     )

@@ -24,7 +24,7 @@ from sweetspot.core.metrics import accuracy, normalized_entropy
 from sweetspot.core.models import build_model
 from sweetspot.core.splits import Splits
 from sweetspot.core.stacking import RngState, Stacked, get_rng, set_rng, stackable
-from sweetspot.core.training import Generators, make_optimizer, make_scheduler, predict_logits, train_classifier
+from sweetspot.core.training import Generators, Loop, make_optimizer, make_scheduler, predict_logits, train_classifier
 
 log = logging.getLogger("sweetspot.core.teacher_paths")
 
@@ -245,20 +245,9 @@ def _train(
 
     last = done
     if epochs > done:
-        history = train_classifier(
-            model,
-            splits.x_train,
-            splits.y_train,
-            optimizer=optimizer,
-            batch_size=batch_size,
-            epochs=epochs - done,
-            generator=generator,
-            scheduler=scheduler,
-            first_epoch=done + 1,
-            after_epoch=after_epoch if watched or every else None,
-            precision=net.precision,
-            augment=net.augment,
-        )
+        loop = Loop(optimizer, batch_size, epochs - done, generator, scheduler, net.precision, first_epoch=done + 1,
+                    after_epoch=after_epoch if watched or every else None)
+        history = train_classifier(model, splits.x_train, splits.y_train, loop, net.augment)
         last = done + len(history)
     runs = []
     for s, p in enumerate(paths):

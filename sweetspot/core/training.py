@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -24,6 +25,32 @@ if TYPE_CHECKING:
 LossOfBatch = Callable[[torch.Tensor], torch.Tensor]  # batch indices (B, or S x B) -> scalar loss
 Generators = torch.Generator | Sequence[torch.Generator]  # batch order: one, or one per stacked copy
 EpochHook = Callable[[int], bool]  # epoch number (1-based) -> True to stop training after it
+
+
+@dataclass
+class Loop:
+    """How a training loop runs, handed whole from the caller that set it up to the step loop: the
+    optimizer and its schedule, the batches (size, epochs, seeded order), the precision of the steps,
+    and for a resumed run its first epoch and what to do after each epoch."""
+
+    optimizer: torch.optim.Optimizer
+    batch_size: int
+    epochs: int
+    generator: Generators  # batch order: one, or one per stacked copy
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+    precision: str = "float32"
+    first_epoch: int = 1  # the number of the first epoch (a resumed run continues the count)
+    after_epoch: EpochHook | None = None  # may evaluate the model; True stops training after this epoch
+
+
+@dataclass(frozen=True)
+class KD:
+    """The distillation loss: soft labels at ``temperature``, the soft term weighted by ``alpha`` (one
+    for every student, or one per stacked student), ``convention`` hinton (times T^2) or paper (Eq. 4)."""
+
+    temperature: float
+    alpha: float | Sequence[float]
+    convention: str = "hinton"
 
 
 def make_optimizer(name: str, model: nn.Module, lr: float) -> torch.optim.Optimizer:
@@ -55,21 +82,7 @@ def _streams(generator: Generators) -> list[torch.Generator]:
     return [generator] if isinstance(generator, torch.Generator) else list(generator)
 
 
-def train_loop(
-    model: nn.Module,
-    n_examples: int,
-    loss_of_batch: LossOfBatch,
-    *,
-    optimizer: torch.optim.Optimizer,
-    batch_size: int,
-    epochs: int,
-    generator: Generators,
-    what: str,
-    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
-    first_epoch: int = 1,
-    after_epoch: EpochHook | None = None,
-    precision: str = "float32",
-) -> list[float]:
+def train_loop(model: nn.Module, n_examples: int, loss_of_batch: LossOfBatch, loop: Loop, what: str) -> list[float]:
     """Minibatch SGD over ``range(n_examples)``: one seeded permutation per epoch, the last batch
     kept even if short (as a DataLoader with ``drop_last=False``). Returns the mean loss of each
     epoch; raises TrainingDiverged as soon as an epoch's loss is not finite.
@@ -78,16 +91,17 @@ def train_loop(
     indices are S x B, and the loss is the sum over the copies of each one's mean loss (so each copy
     gets the gradient it would get alone); the history then holds that sum.
 
-    ``first_epoch`` numbers the epochs of a resumed run; ``after_epoch(epoch)`` runs after each
-    epoch (it may evaluate the model) and stops training by returning True."""
+    ``loop.first_epoch`` numbers the epochs of a resumed run; ``loop.after_epoch(epoch)`` runs after
+    each epoch (it may evaluate the model) and stops training by returning True."""
     device = next(model.parameters()).device
-    autocast = precision_context(precision, device)  # made once: the step loop is the hot path
+    optimizer, batch_size, generator = loop.optimizer, loop.batch_size, loop.generator
+    autocast = precision_context(loop.precision, device)  # made once: the step loop is the hot path
     channels_last(model)
     match_state_layouts(optimizer)
     model.train()
     history = []
     streams = _streams(generator)
-    for epoch in range(first_epoch, first_epoch + epochs):
+    for epoch in range(loop.first_epoch, loop.first_epoch + loop.epochs):
         order = torch.stack([torch.randperm(n_examples, generator=g) for g in streams]).to(device)
         if isinstance(generator, torch.Generator):
             order = order[0]
@@ -104,10 +118,10 @@ def train_loop(
         if not math.isfinite(mean):
             raise TrainingDiverged(f"{what} loss became {mean} in epoch {epoch}")
         history.append(mean)
-        if scheduler is not None:
-            scheduler.step()
-        if after_epoch is not None:
-            stop = after_epoch(epoch)
+        if loop.scheduler is not None:
+            loop.scheduler.step()
+        if loop.after_epoch is not None:
+            stop = loop.after_epoch(epoch)
             model.train()  # the hook may have evaluated it
             if stop:
                 break
@@ -139,26 +153,12 @@ def match_state_layouts(optimizer: torch.optim.Optimizer) -> None:
                     state[key] = torch.empty_like(param).copy_(value)
 
 
-def train_classifier(
-    model: nn.Module,
-    x: Examples,
-    y: torch.Tensor,
-    *,
-    optimizer: torch.optim.Optimizer,
-    batch_size: int,
-    epochs: int,
-    generator: Generators,
-    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
-    first_epoch: int = 1,
-    after_epoch: EpochHook | None = None,
-    precision: str = "float32",
-    augment: str = "none",
-) -> list[float]:
+def train_classifier(model: nn.Module, x: Examples, y: torch.Tensor, loop: Loop, augment: str = "none") -> list[float]:
     """Cross-entropy training on hard labels (the teacher). With one generator per copy, ``model`` is
     a ``stacking.Stacked`` of teachers, each on its own batches. ``augment="flip-crop"``: each batch
     randomly cropped and flipped (``flip_crop``), drawn from the batch-order generator, so that a
     resumed run continues the same draws."""
-    streams = _streams(generator)
+    streams = _streams(loop.generator)
 
     def inputs(i: torch.Tensor, s: int = 0) -> torch.Tensor:
         return x[i] if augment == "none" else flip_crop(x[i], streams[s])
@@ -170,20 +170,7 @@ def train_classifier(
         logits = model(batch, per_copy=True)  # S x B x C
         return F.cross_entropy(logits.flatten(0, 1), y[i].flatten(), reduction="none").view(i.shape).mean(dim=1).sum()
 
-    return train_loop(
-        model,
-        len(y),
-        loss_of_batch,
-        optimizer=optimizer,
-        batch_size=batch_size,
-        epochs=epochs,
-        generator=generator,
-        what="teacher",
-        scheduler=scheduler,
-        first_epoch=first_epoch,
-        after_epoch=after_epoch,
-        precision=precision,
-    )
+    return train_loop(model, len(y), loss_of_batch, loop, "teacher")
 
 
 PAD = 4  # pixels of padding around a random crop (as fast CIFAR-10 training code uses)
@@ -319,16 +306,9 @@ def distill(
     x: Examples,
     teacher_logits: torch.Tensor,
     y: torch.Tensor,
+    loop: Loop,
+    kd: KD,
     *,
-    temperature: float,
-    alpha: float | Sequence[float],
-    optimizer: torch.optim.Optimizer,
-    batch_size: int,
-    epochs: int,
-    generator: torch.Generator,
-    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
-    precision: str = "float32",
-    convention: str = "hinton",
     mask: torch.Tensor | None = None,
     labelled: torch.Tensor | None = None,
     teacher_of: Sequence[int] | None = None,
@@ -341,16 +321,17 @@ def distill(
 
     ``labelled`` (N, or S x N) marks the examples whose hard label a student may use (semi-supervised
     distillation, ``distill.labels_per_class``): the hard term is then averaged over the kept labelled
-    examples of the batch and the soft term over all kept ones. ``alpha`` is one for every student or
+    examples of the batch and the soft term over all kept ones. ``kd.alpha`` is one for every student or
     one per stacked student (a labels-only student: 0).
 
     ``teacher_logits`` is N x C (one teacher for every student) or M x N x C (M teachers: stacked
     student s learns from teacher ``teacher_of[s]``)."""
+    temperature = kd.temperature
     log_p = F.log_softmax(teacher_logits / temperature, dim=-1)  # the soft labels, once for every epoch
     p = log_p.exp()
     device = log_p.device
     which = None if teacher_of is None else torch.as_tensor(list(teacher_of), device=device)
-    hard_weight, soft_weight = kd_weights(alpha, temperature, convention, device)  # once, not per step
+    hard_weight, soft_weight = kd_weights(kd.alpha, temperature, kd.convention, device)  # once, not per step
     if isinstance(hard_weight, torch.Tensor) and labelled is None:  # per student, against S x B losses
         hard_weight, soft_weight = hard_weight.unsqueeze(-1), soft_weight.unsqueeze(-1)
 
@@ -365,10 +346,7 @@ def distill(
         with_label = labelled[..., i] if kept is None else labelled[..., i] & kept
         return (hard_weight * mean_kept(hard, with_label) + soft_weight * mean_kept(soft, kept)).sum()
 
-    return train_loop(
-        student, len(y), loss_of_batch, optimizer=optimizer, batch_size=batch_size, epochs=epochs,
-        generator=generator, what="student", scheduler=scheduler, precision=precision,
-    )
+    return train_loop(student, len(y), loss_of_batch, loop, "student")
 
 
 def label_smoothing_targets(labels: torch.Tensor, n_classes: int, a: float) -> torch.Tensor:

@@ -6,6 +6,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from sweetspot.core.training import (
+    KD,
+    Loop,
     channels_last,
     distill,
     kd_loss,
@@ -77,8 +79,7 @@ def test_train_classifier_learns_and_is_deterministic():
         torch.manual_seed(0)
         model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 4))
         history = train_classifier(
-            model, x, y, optimizer=make_optimizer("adam", model, 1e-2), batch_size=32, epochs=20,
-            generator=torch.Generator().manual_seed(0),
+            model, x, y, Loop(make_optimizer("adam", model, 1e-2), 32, 20, torch.Generator().manual_seed(0)),
         )
         results.append((history, predict_logits(model, x)))
     (h1, z1), (h2, z2) = results
@@ -92,8 +93,7 @@ def test_train_classifier_keeps_the_last_short_batch():
     model = nn.Linear(8, 4)
     seen = []
     model.register_forward_hook(lambda m, inp, out: seen.append(len(inp[0])))
-    train_classifier(model, x, y, optimizer=make_optimizer("sgd", model, 0.1), batch_size=64, epochs=1,
-                     generator=torch.Generator().manual_seed(0))
+    train_classifier(model, x, y, Loop(make_optimizer("sgd", model, 0.1), 64, 1, torch.Generator().manual_seed(0)))
     assert seen == [64, 36]
 
 
@@ -101,8 +101,8 @@ def test_train_classifier_raises_when_the_loss_diverges():
     x, y = _problem()
     model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 4))
     with pytest.raises(TrainingDiverged, match="teacher loss became nan in epoch 1"):
-        train_classifier(model, x * 1e3, y, optimizer=make_optimizer("sgd", model, 1e12), batch_size=32, epochs=3,
-                         generator=torch.Generator().manual_seed(0))
+        train_classifier(model, x * 1e3, y, Loop(make_optimizer("sgd", model, 1e12), 32, 3,
+                                                 torch.Generator().manual_seed(0)))
 
 
 def test_distill_uses_only_the_cached_teacher_logits():
@@ -111,9 +111,8 @@ def test_distill_uses_only_the_cached_teacher_logits():
     teacher_logits = F.one_hot(y, 4).float() * 5
     torch.manual_seed(0)
     student = nn.Linear(8, 4)
-    distill(student, x, teacher_logits, torch.zeros_like(y), temperature=2.0, alpha=1.0,
-            optimizer=make_optimizer("adam", student, 0.05), batch_size=32, epochs=30,
-            generator=torch.Generator().manual_seed(0))
+    distill(student, x, teacher_logits, torch.zeros_like(y),
+            Loop(make_optimizer("adam", student, 0.05), 32, 30, torch.Generator().manual_seed(0)), KD(2.0, 1.0))
     assert (predict_logits(student, x).argmax(1) == y).float().mean() > 0.85
 
 
@@ -188,8 +187,7 @@ def test_a_conv_network_trains_channels_last_with_its_optimizer_state_in_the_sam
         state = optimizer.state[conv][key]
         assert state.stride() == conv.stride() and torch.equal(state, old)  # the same values, the layout moved
     x, y = torch.randn(64, 2, 6, 6), torch.randint(0, 3, (64,))
-    history = train_classifier(model, x, y, optimizer=optimizer, batch_size=16, epochs=3,
-                               generator=torch.Generator().manual_seed(0))
+    history = train_classifier(model, x, y, Loop(optimizer, 16, 3, torch.Generator().manual_seed(0)))
     assert math.isfinite(history[-1]) and conv.is_contiguous(memory_format=torch.channels_last)
     dense = nn.Sequential(nn.Linear(3, 2))
     channels_last(dense)  # no convs: nothing to do
@@ -233,11 +231,9 @@ def test_with_labelled_examples_the_hard_term_averages_over_them_and_the_soft_te
     with torch.no_grad():
         hard, soft = kd_parts(student(x), log_p, log_p.exp(), y, 3.0)
     expected = 0.2 * hard[labelled & kept].mean() + 0.8 * 9.0 * soft[kept].mean()
-    history = distill(student, x, teacher, y, temperature=3.0, alpha=0.8, batch_size=40, epochs=1,
-                      optimizer=torch.optim.SGD(student.parameters(), lr=0.0), generator=torch.Generator(),
-                      mask=kept, labelled=labelled)
+    history = distill(student, x, teacher, y, Loop(torch.optim.SGD(student.parameters(), lr=0.0), 40, 1,
+                                                   torch.Generator()), KD(3.0, 0.8), mask=kept, labelled=labelled)
     assert history[0] == pytest.approx(float(expected), rel=1e-5)
-    everything = distill(student, x, teacher, y, temperature=3.0, alpha=0.8, batch_size=40, epochs=1,
-                         optimizer=torch.optim.SGD(student.parameters(), lr=0.0), generator=torch.Generator(),
-                         mask=kept)
+    everything = distill(student, x, teacher, y, Loop(torch.optim.SGD(student.parameters(), lr=0.0), 40, 1,
+                                                      torch.Generator()), KD(3.0, 0.8), mask=kept)
     assert everything[0] != pytest.approx(history[0], rel=1e-3)
