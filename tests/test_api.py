@@ -138,3 +138,16 @@ def test_every_public_name_has_a_docstring_with_an_example():
         doc = getattr(sweetspot, name).__doc__
         assert doc and ">>>" in doc, name
     assert sweetspot.load_config.__doc__ and sweetspot.StudyConfig.__doc__
+
+
+def test_a_study_runs_in_worker_processes_from_python(tmp_path):
+    """``workers=2``: the config goes to the workers as a file beside their logs, the study is theirs."""
+    config = config_from_dict({**TINY, "name": "two"})
+    study = sweetspot.run_study(config, f"sqlite:///{tmp_path / 'two.db'}", n_trials=3, workers=2, progress=False,
+                                log_dir=str(tmp_path / "logs"))
+    assert sum(t.state == TrialState.COMPLETE for t in study.trials) == 3
+    assert yaml.safe_load((tmp_path / "logs" / "two-config.yaml").read_text()) == config.to_dict()
+    from sweetspot.service.study import worker_id
+
+    assert worker_id() not in {t.user_attrs["worker"] for t in study.trials}  # other processes ran them
+    assert "sweetspot_reference" in study.user_attrs

@@ -220,3 +220,25 @@ def test_student_gain_tiny_pairs_every_teacher_with_the_baselines_and_picks_the_
     linear_all = [r for r in rows if (r["student"], r["labels_per_class"]) == ("linear", "all")]
     assert together == sorted(tuple(r.items()) for r in linear_all)
     assert line in combined.stdout
+
+
+def test_same_trials_tells_identical_runs_from_different_ones(tmp_path):
+    """benchmarks/same_trials.py, the check behind "the default study gives the same trials after the move"."""
+    import sweetspot
+    from sweetspot.config import config_from_dict
+    from tests.conftest import TINY
+
+    urls = {}
+    for run, seed in (("a", 0), ("b", 0), ("c", 1)):
+        urls[run] = f"sqlite:///{tmp_path / run}.db"
+        sweetspot.run_study(config_from_dict({**TINY, "seed": seed}), urls[run], n_trials=2, progress=False,
+                            artifacts=str(tmp_path / f"{run}-artifacts"))
+
+    def compare(x: str, y: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, str(REPO / "benchmarks" / "same_trials.py"), urls[x], urls[y],
+                               "--study", "tiny"], capture_output=True, text=True, timeout=300, check=False)
+
+    same = compare("a", "b")
+    assert same.returncode == 0 and same.stdout.splitlines()[-1] == "identical"
+    other = compare("a", "c")
+    assert other.returncode == 1 and other.stdout.splitlines()[-1].startswith("differ: trial 0: params")
