@@ -18,6 +18,8 @@ choose (the best mean measure in the direction of rho) gives a student within 1 
         --dataset fashion-mnist [--out OUT]
 
 Several runs (each cell in its own process and ``--work``): ``--rows A.csv B.csv --work A/work B/work``.
+A teacher missing from ``--work`` is trained again from its seed (the same teacher); ``--students cnn``
+keeps the rows of one student.
 """
 
 from __future__ import annotations
@@ -73,12 +75,13 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5, help="the run's --seeds")
     parser.add_argument("--out", type=Path, help="write STEM.md here")
     parser.add_argument("--stem", default="teacher-predictors", help="the output's name (default: %(default)s)")
+    parser.add_argument("--students", nargs="+", help="only the rows of these students (default: every row)")
     args = parser.parse_args()
     if len(args.rows) != len(args.work):
         parser.error(f"--rows names {len(args.rows)} CSVs and --work {len(args.work)} folders: give one per CSV")
     print(describe())
     rows = [{**r, "work": work} for path, work in zip(args.rows, args.work) for r in read_rows(path)
-            if r["batch_size"] is not None]
+            if r["batch_size"] is not None and (not args.students or r["student"] in args.students)]
     base = base_config("digits" if args.tiny else args.dataset, args.tiny)
     seen: dict[tuple[Any, ...], dict[str, float]] = {}
     for r in rows:

@@ -186,3 +186,16 @@ def breaking_new_engines(when: Callable[[str, Any], bool], times: int = 1) -> It
         yield left
     finally:
         sqlalchemy.event.remove(sqlalchemy.engine.Engine, "before_cursor_execute", _break)
+
+
+def chromium() -> str:
+    """Debian's headless browser. Skipped when it is not installed, unless SWEETSPOT_REQUIRE_BROWSER is
+    set (CI sets it, and installs it): then its absence fails the test."""
+    import shutil
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        if os.environ.get("SWEETSPOT_REQUIRE_BROWSER"):
+            pytest.fail("chromium is not installed (apt-get install chromium)")
+        pytest.skip("chromium is not installed")
+    return browser

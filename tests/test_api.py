@@ -22,9 +22,9 @@ from sweetspot.errors import ConfigError
 from tests.conftest import REPO, TINY
 
 
-def readme_block(heading: str, number: int = 0) -> str:
-    """The ``number``-th python block of the README section ``heading``."""
-    text = (REPO / "README.md").read_text()
+def readme_block(heading: str, number: int = 0, page: str = "README.md") -> str:
+    """The ``number``-th python block of the section ``heading`` of ``page`` (the README, or a docs page)."""
+    text = (REPO / page).read_text()
     section = text.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
     return re.findall(r"```python\n(.*?)```", section, re.S)[number]
 
@@ -49,9 +49,9 @@ def test_the_readme_python_example_runs_end_to_end(tmp_path, monkeypatch, tiny_c
     assert teacher(torch.rand(5, 1, 8, 8)).shape == (5, 10)  # digits are 1 x 8 x 8 images
 
 
-def test_the_readme_objective_example_runs_in_a_plain_optuna_study():
+def test_the_docs_objective_example_runs_in_a_plain_optuna_study():
     """``sweetspot.Objective`` in a study sweetspot did not make: in-memory, no sweetspot attributes."""
-    code = readme_block("From Python", 1)
+    code = readme_block("From Python", 1, "docs/getting-started.md")
     scope = {"optuna": optuna, "sweetspot": sweetspot, "config": config_from_dict(TINY)}
     exec(compile(code.replace("n_trials=10", "n_trials=2"), "README.md", "exec"), scope)
     study = scope["optuna_study"]

@@ -196,11 +196,13 @@ def test_student_gain_tiny_pairs_every_teacher_with_the_baselines_and_picks_the_
     # the cheap predictors read the run's teachers back from its checkpoints and correlate them
     predictors = subprocess.run([sys.executable, str(REPO / "benchmarks" / "teacher_predictors.py"), "--tiny",
                                  "--seeds", "2", "--rows", str(tmp_path / "both" / "student-gain.csv"), "--work",
-                                 str(tmp_path / "both" / "work")], capture_output=True, text=True, timeout=600,
-                                check=False)
+                                 str(tmp_path / "both" / "work"), "--students", "linear"], capture_output=True,
+                                text=True, timeout=600, check=False)
     assert predictors.returncode == 0, predictors.stderr
     table = [x for x in predictors.stdout.splitlines() if x.startswith("| linear | all | train | 8 |")]
     assert len(table) == 1 and len(table[0].split(" | ")) == 10
+    cells = [x for x in predictors.stdout.splitlines() if x.startswith("| ") and " | train | " in x]
+    assert cells and all(x.startswith("| linear |") for x in cells)  # --students keeps one student's rows
     assert "Reaches |rho| >= 0.8" in predictors.stdout
 
     # seeds run apart and combined give the same rows and table (sharing the first run's studies and teachers)

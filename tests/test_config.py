@@ -23,7 +23,7 @@ def test_default_config_matches_the_issue():
     assert c.distill.temperature == 9 and c.distill.alpha == 0.99
     assert batch_size_choices(c.search.batch_size) == [16, 32, 64, 128, 256, 512, 1024]
     assert c.search.epochs == (1, 100)
-    # chosen by the noise table (README): the Table 5 mean first, then the paper's own target
+    # chosen by the noise table (docs/concepts/noise.md): the Table 5 mean first, then the paper's own target
     assert list(c.objectives.items()) == [("student_val_acc", "maximize"), ("missing_class_recall", "maximize")]
     assert c.distill.missing_classes == "all" and c.distill.withheld_classes == () and c.distill.loss == "hinton"
 

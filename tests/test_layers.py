@@ -1,5 +1,5 @@
 """The package's layers: who may import whom, what each import drags in, and where Optuna's
-private API is used. The layers, lowest first, as the README's "Layout" draws them."""
+private API is used. The layers, lowest first, as docs/development.md's "Architecture" draws them."""
 
 import ast
 import subprocess

@@ -73,12 +73,17 @@ class NetConfig:
 
     arch: str = "mlp"  # an architecture of core/models.py, torchvision:NAME, an import path, or a callable
     options: dict[str, Any] = field(default_factory=dict)  # the architecture's keyword arguments
-    optimizer: Optimizer = "adam"
+    optimizer: Optimizer = "adam"  # sgd: with momentum 0.9
     lr: float = 1e-3  # learning rate
-    schedule: Schedule = "constant"  # stepped once per epoch
+    # per epoch: exponential, lr * lr_decay^epoch; cosine, to zero over the run (never shared)
+    schedule: Schedule = "constant"
     lr_decay: float = 0.95  # exponential schedule: the factor per epoch
-    precision: Precision = "float32"  # bfloat16: autocast of the training steps
-    augment: Augment = "none"  # teacher only: images, per batch, seeded by its batch order
+    # bfloat16: the steps' forward passes in autocast (weights, optimizer, metrics stay float32); faster only on CPUs
+    # and GPUs with bfloat16 units
+    precision: Precision = "float32"
+    # flip-crop: each teacher batch cropped from a 4-pixel padded copy and half flipped, drawn from its batch order;
+    # teacher and images only
+    augment: Augment = "none"
 
     def check(self, fail: Fail, where: str) -> None:
         if not self.lr > 0 or not math.isfinite(self.lr):
@@ -93,7 +98,9 @@ class StudentConfig(NetConfig):
     lr: float = 1e-3  # with 120 epochs: the least student-seed noise measured (README, "How noisy is a trial")
     epochs: int = 120  # distillation epochs over the transfer set
     batch_size: int = 64
-    seed: int = 0  # with the study seed: every student's initial weights and batch order, the same in every trial
+    # with the study seed: every student's initial weights and batch order, the same in every trial (common random
+    # numbers); change it to measure student noise
+    seed: int = 0
 
     def check(self, fail: Fail, where: str = "student") -> None:
         super().check(fail, where)
@@ -111,11 +118,14 @@ class DistillConfig:
     temperature: float = 9.0  # T of the soft labels softmax(z / T)
     alpha: float = 0.99  # weight of the soft (KL) term; 1 - alpha weights the hard CE term
     loss: KdLoss = "hinton"  # hinton: the soft term times T^2 | paper: Eq. 4 as printed, without it
-    withheld_classes: tuple[int, ...] = ()  # removed from the transfer set of every student
+    # removed from the transfer set of every student (the one-student form of the missing-class test)
+    withheld_classes: tuple[int, ...] = ()
     missing_classes: str | tuple[int, ...] = "all"  # "all" or a list: one k-less student each ([]: none)
     examples_per_class: int | None = None  # keep only this many transfer examples per class
-    labels_per_class: int | None = None  # only this many transfer examples per class keep their hard label
-    transfer: Transfer = "train"  # soft labels on examples the teacher trained on, or did not
+    # semi-supervised: every transfer example keeps its soft label, only this many per class (seeded) their hard label
+    labels_per_class: int | None = None
+    # heldout: soft labels on a seeded, stratified share of the training split the teacher never trains on
+    transfer: Transfer = "train"
     heldout_fraction: float = 0.5  # transfer: heldout: the share of the training split kept from the teacher
 
     def check(self, fail: Fail, where: str = "distill") -> None:
@@ -200,8 +210,10 @@ class ReferenceConfig:
     """The teacher a practitioner would train without sweetspot, trained once per study as its
     baseline: this batch size, stopped at its best validation accuracy."""
 
-    batch_size: int | None = 128  # null: no reference teacher
-    patience: int = 5  # epochs without a better validation accuracy before its training stops
+    # the practitioner's teacher: this batch size, kept at its best validation accuracy; null: none
+    batch_size: int | None = 128
+    # epochs without a better validation accuracy before its training stops (at most the search's largest epochs)
+    patience: int = 5
 
     def check(self, fail: Fail, where: str = "reference") -> None:
         if self.batch_size is not None and self.batch_size < 1:
@@ -222,7 +234,7 @@ class StudyConfig:
     name: str = "digits"  # default study name
     seed: int = 0  # splits, sampler and (derived) every trial's seed
     n_trials: int = 25  # trials added by one `sweetspot run`
-    sampler: Sampler = "tpe"
+    sampler: Sampler = "tpe"  # tpe: Optuna's TPE, multivariate with a constant liar (parallel workers)
     # the first decides the best teacher: the student's accuracy, which ranked teachers within noise of the
     # practitioner's reference in 15 of 16 cells of docs/results.md (issue 22), where missing_class_recall
     # cost the student 1.5 to 15 points in all; the paper's diagnostic stays second, on the Pareto front

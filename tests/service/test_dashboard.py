@@ -2,8 +2,6 @@
 headless Chromium (Debian's `chromium`; `.ci/run` installs it and sets SWEETSPOT_REQUIRE_BROWSER)."""
 
 import json
-import os
-import shutil
 import socket
 import subprocess
 import time
@@ -13,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from sweetspot.cli import main
-from tests.conftest import REPO, TINY, run_console_script, start_console_script
+from tests.conftest import REPO, TINY, chromium, run_console_script, start_console_script
 
 METRICS = ("student_val_acc", "missing_class_recall")  # TINY's objectives: the built-in default's
 
@@ -85,11 +83,7 @@ def test_dashboard_api_shows_metric_names_notes_and_artifacts(served):
 
 
 def test_dashboard_in_headless_chromium_shows_the_study(served, tmp_path):
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    if browser is None:
-        if os.environ.get("SWEETSPOT_REQUIRE_BROWSER"):
-            pytest.fail("chromium is not installed (apt-get install chromium)")
-        pytest.skip("chromium is not installed")
+    browser = chromium()
     base, _, _ = served
     flags = [
         browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
