@@ -1,6 +1,6 @@
 """How much of a trial's score is noise: the student-seed and teacher-seed standard deviation of every
 candidate objective, at three teachers (barely trained, calibrated, over-trained), per dataset and
-student learning rate. The README's noise table and the default objectives come from its output.
+student learning rate. The noise table (docs/concepts/noise.md) and the default objectives come from its output.
 
     .venv/bin/python benchmarks/noise.py [--datasets digits fashion-mnist] [--lrs 0.01 0.001]
         [--student-seeds 5] [--teacher-seeds 3] [--json noise.json] [--data-dir DIR]

@@ -95,7 +95,7 @@ class NetConfig:
 @dataclass(frozen=True)
 class StudentConfig(NetConfig):
     arch: str = "linear"  # a single linear layer: the paper's "baseline" student
-    lr: float = 1e-3  # with 120 epochs: the least student-seed noise measured (README, "How noisy is a trial")
+    lr: float = 1e-3  # with 120 epochs: the least student-seed noise measured (docs/concepts/noise.md)
     epochs: int = 120  # distillation epochs over the transfer set
     batch_size: int = 64
     # with the study seed: every student's initial weights and batch order, the same in every trial (common random
@@ -236,7 +236,7 @@ class StudyConfig:
     n_trials: int = 25  # trials added by one `sweetspot run`
     sampler: Sampler = "tpe"  # tpe: Optuna's TPE, multivariate with a constant liar (parallel workers)
     # the first decides the best teacher: the student's accuracy, which ranked teachers within noise of the
-    # practitioner's reference in 15 of 16 cells of docs/results.md (issue 22), where missing_class_recall
+    # practitioner's reference in 15 of 16 cells of docs/results.md's student-gain table, where missing_class_recall
     # cost the student 1.5 to 15 points in all; the paper's diagnostic stays second, on the Pareto front
     objectives: dict[str, Direction] = field(
         default_factory=lambda: {"student_val_acc": "maximize", "missing_class_recall": "maximize"}

@@ -322,7 +322,7 @@ def paper_table() -> list[tuple[str, int, int]]:
     return rows
 
 
-if __name__ == "__main__":  # python -m sweetspot.core.models: the README's Table 7 comparison
+if __name__ == "__main__":  # python -m sweetspot.core.models: docs/guides/own-models.md's Table 7 comparison
     print("| network | parameters | Table 7 | difference |\n|---|---|---|---|")
     for name, ours, paper in paper_table():
         print(f"| `{name}` | {ours:,} | {paper:,} | {100 * (ours - paper) / paper:+.2f} % |")

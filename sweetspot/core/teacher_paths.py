@@ -110,7 +110,7 @@ def seeded_runs(
     train in separate stacks, and when one seed's watch stops, every seed of its stack stops at that
     epoch (a trial of several seeds stops when one of them does). Default (None): stacked on CUDA,
     one after another on a CPU, where stacking measured no faster than one seed after another
-    (``benchmarks/teacher_seeds.py``; README, "Speed"). A network that cannot be stacked (batch norm)
+    (``benchmarks/teacher_seeds.py``; docs/performance.md). A network that cannot be stacked (batch norm)
     trains one seed after another, which the log says. Either way each seed's teacher is the one
     ``seeded_run`` trains for it (stacked: to float tolerance)."""
     keys = list(keys) if keys is not None else [None] * len(seeds)
