@@ -8,7 +8,14 @@ from __future__ import annotations
 
 
 class SweetspotError(Exception):
-    """A failure the user can fix; its message is the one line the CLI prints."""
+    """A failure the user can fix; its message is the one line the CLI prints.
+
+        >>> try:
+        ...     sweetspot.run_study(sweetspot.StudyConfig(), workers=0)
+        ... except sweetspot.SweetspotError as exc:
+        ...     print(exc)
+        workers: must be a positive integer, got 0
+    """
 
 
 class ConfigError(SweetspotError):

@@ -196,3 +196,12 @@ def test_the_cli_offers_the_schemas_choices():
 
     loss = next(a for a in build_parser()._subparsers._group_actions[0].choices["run"]._actions if a.dest == "loss")
     assert tuple(loss.choices) == typing.get_args(KdLoss)
+
+
+def test_the_schemas_docstring_examples_hold():
+    import doctest
+
+    from sweetspot.config import schema
+
+    result = doctest.testmod(schema)
+    assert result.attempted >= 4 and result.failed == 0

@@ -46,6 +46,12 @@ MAX_TEACHER_SEEDS = 64
 
 @dataclass(frozen=True)
 class DataConfig:
+    """Where the examples come from and how they are split.
+
+        >>> DataConfig(name="fashion-mnist", data_dir="/usr/share/datasets/fashion-mnist").val_fraction
+        0.2
+    """
+
     name: str = "digits"  # a built-in dataset (core/splits.py), imagefolder, an import path, or a callable
     val_fraction: float = 0.2  # share of the examples carved (seeded) for validation
     test_fraction: float = 0.2  # share held out (datasets without an official test split); read only by export
@@ -69,7 +75,11 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class NetConfig:
-    """A network and how it is optimised. Keys other than the training ones go to the architecture."""
+    """A network and how it is optimised. Keys other than the training ones go to the architecture.
+
+        >>> NetConfig(arch="mlp", options={"width": 256, "depth": 3}, lr=3e-4).optimizer
+        'adam'
+    """
 
     arch: str = "mlp"  # an architecture of core/models.py, torchvision:NAME, an import path, or a callable
     options: dict[str, Any] = field(default_factory=dict)  # the architecture's keyword arguments
@@ -94,6 +104,12 @@ class NetConfig:
 
 @dataclass(frozen=True)
 class StudentConfig(NetConfig):
+    """The student every trial distils, and how: a network (``NetConfig``) with its epochs, batch and seed.
+
+        >>> StudentConfig(epochs=20, batch_size=256).arch
+        'linear'
+    """
+
     arch: str = "linear"  # a single linear layer: the paper's "baseline" student
     lr: float = 1e-3  # with 120 epochs: the least student-seed noise measured (docs/concepts/noise.md)
     epochs: int = 120  # distillation epochs over the transfer set
