@@ -259,22 +259,25 @@ def _waiting(study: optuna.Study) -> int:
 
 def _supervise(run: Any, settings: Any, workers: int, total: int, device: str, threads: int, progress: bool,
                log_dir: Path) -> None:
-    """``workers`` `sweetspot worker` processes on this study, given its config as a file in ``log_dir``."""
+    """``workers`` `sweetspot worker` processes on this study, given its config as a file in ``log_dir``;
+    their command line is derived as `sweetspot run --workers N` derives its workers' (``cli.options.worker_argv``)."""
+    import argparse
+
     import yaml
 
+    from sweetspot.cli.options import option_groups, worker_argv
     from sweetspot.errors import SweetspotError
     from sweetspot.service.workers import Launch, supervise
 
     log_dir.mkdir(parents=True, exist_ok=True)
     config_file = log_dir / f"{run.study.study_name}-config.yaml"
     config_file.write_text(yaml.safe_dump(run.config.to_dict(), sort_keys=False))
-    argv = [str(config_file), "--study", run.study.study_name, "--device", device,
-            "--heartbeat", str(settings.heartbeat), "--grace", str(settings.grace),
-            "--checkpoint-mb", str(settings.checkpoint_mb), "--keep-weights", str(settings.keep_weights),
-            "--checkpoint-every", str(settings.checkpoint_every)]
-    argv += ["--artifacts", settings.artifacts] if settings.artifacts else []
-    argv += ["--checkpoints", settings.checkpoints] if settings.checkpoints else []
-    argv += [] if settings.share else ["--no-share"]
+    given = {a.dest: a.default for group in option_groups().values() for a in group._actions}
+    given.update(config=str(config_file), device=device, artifacts=settings.artifacts,
+                 checkpoints=settings.checkpoints, no_share=not settings.share, checkpoint_mb=settings.checkpoint_mb,
+                 checkpoint_every=settings.checkpoint_every, keep_weights=settings.keep_weights,
+                 heartbeat=settings.heartbeat, grace=settings.grace)
+    argv = worker_argv(argparse.Namespace(**given), run.study.study_name)
     gpus = 0
     if device != "cpu":
         import torch

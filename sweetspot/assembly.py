@@ -49,14 +49,14 @@ def given(what: str) -> Iterator[None]:
 class Workers:
     """How a worker runs its trials: where teachers are shared and kept, and how it proves it is alive."""
 
-    artifacts: str | None = None  # artifact folder (None: beside the storage, see service/artifacts.py)
-    checkpoints: str | None = None  # checkpoint folder (None: inside the artifact folder)
-    share: bool = True  # continue stored teacher checkpoints (False: train every teacher from scratch)
-    checkpoint_mb: int = 48
-    checkpoint_every: int = 0
-    keep_weights: int = 10
-    heartbeat: int = 10
-    grace: int = 60
+    artifacts: str | None  # artifact folder (None: beside the storage, see service/artifacts.py)
+    checkpoints: str | None  # checkpoint folder (None: inside the artifact folder)
+    share: bool  # continue stored teacher checkpoints (False: train every teacher from scratch)
+    checkpoint_mb: int  # the defaults of these are sweetspot.api's, the only declaration of them
+    checkpoint_every: int
+    keep_weights: int
+    heartbeat: int
+    grace: int
 
 
 @dataclass
