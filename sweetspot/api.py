@@ -16,6 +16,7 @@ only declaration of them: the CLI reads its defaults from here.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,7 +40,7 @@ CHECKPOINT_EVERY = 0  # also store every K-th epoch of a teacher path (0: only w
 KEEP_WEIGHTS = 10  # keep the teacher weights of the best K trials; the others' are retrained when asked for
 LOG_DIR = "sweetspot-logs"  # per-worker log files of run_study(workers > 1)
 
-_runs: dict[int, tuple[str, StudyConfig]] = {}  # id(study) -> (URL, config) of the studies run_study returned
+_runs: weakref.WeakKeyDictionary[Any, tuple[str, StudyConfig]] = weakref.WeakKeyDictionary()  # run_study's studies
 
 
 def run_study(
@@ -100,7 +101,7 @@ def run_study(
     else:
         _supervise(run, settings, workers, n + waiting, device, threads or 1, progress, Path(log_dir))
     assembly.reference(run, say=lambda line: print(line, flush=True) if progress else None)
-    _runs[id(run.study)] = (run.url, run.config)
+    _runs[run.study] = (run.url, run.config)
     return run.study
 
 
@@ -131,7 +132,7 @@ def export_best(
 
     if confirm is not None and confirm < 1:
         raise ConfigError(f"confirm: must be a positive integer, got {confirm!r}")
-    url, ran = _runs.get(id(study), (storage or "unknown", None))
+    url, ran = _runs.get(study, (storage or "unknown", None))
     config = config or ran or stored_config(study)
     made = assembly.export(study, config, storage or url, confirm, device=device, threads=threads)
     if out is not None:

@@ -55,7 +55,7 @@ def test_the_example_runs_exports_and_loads_in_the_users_own_code(cli, example):
     code, _, err = cli("teacher", "own-teacher.yaml", "--out", "own-teacher.pt", "--storage", url, *allow)
     assert code == 0, err
     script = (
-        "import torch; from sweetspot.results.teachers import load_teacher; "
+        "import torch; from sweetspot import load_teacher; "
         "t = load_teacher('own-teacher.yaml', 'own-teacher.pt', allow_imports=['my_nets']); "
         "print(type(t[1][0]).__name__, tuple(t(torch.rand(4, 1, 8, 8)).shape))"
     )

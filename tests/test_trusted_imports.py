@@ -166,7 +166,7 @@ def test_an_imported_teacher_exports_and_loads_in_a_fresh_process(cli, tmp_path,
     script = textwrap.dedent(f"""
         import sys, torch
         sys.path.insert(0, {str(folder)!r})
-        from sweetspot.results.teachers import load_teacher
+        from sweetspot import load_teacher
         teacher = load_teacher({str(out)!r}, {str(tmp_path / 't.pt')!r}, allow_imports=[{name!r}])
         print(tuple(teacher(torch.rand(5, 1, 8, 8)).shape))
     """)

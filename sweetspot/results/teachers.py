@@ -3,14 +3,13 @@
 ``sweetspot teacher FILE`` takes a teacher of an export: its weights from the study's artifact
 store when they are there, else retrained from the recipe; checks that it gives the figures the
 export recorded; and writes a state dict of the teacher behind its input standardisation, so that it
-takes raw images scaled to [0, 1] (what torchvision's ``ToTensor`` gives). ``load_teacher`` reads it
-back with ``torch.load(..., weights_only=True)``.
+takes raw images scaled to [0, 1] (what torchvision's ``ToTensor`` gives). ``sweetspot.load_teacher``
+reads it back with ``torch.load(..., weights_only=True)``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,9 +26,7 @@ from sweetspot.core.teacher_paths import train_teacher
 from sweetspot.core.training import predict_logits
 from sweetspot.core.trial import TeacherParams, params_from_dict
 from sweetspot.errors import ConfigError
-from sweetspot.results.export_file import read_export
 from sweetspot.service.artifacts import cpu_state_dict, load_weights
-from sweetspot.trusted_imports import allow
 
 if TYPE_CHECKING:  # optuna only for the annotation: loading an exported teacher needs no Optuna
     from optuna.trial import FrozenTrial
@@ -148,16 +145,6 @@ def save_weights(model: nn.Module, path: Path) -> None:
     """The state dict, written to a temporary file and renamed: never half a file."""
     with atomic_file(path) as tmp:
         torch.save(cpu_state_dict(model), tmp)
-
-
-def load_teacher(
-    export_file: str | Path, weights_file: str | Path, trial: int | None = None, allow_imports: Iterable[str] = ()
-) -> nn.Module:
-    """The teacher ``sweetspot teacher`` wrote, in eval mode: it takes raw inputs in [0, 1].
-    ``allow_imports``: the top-level packages whose import paths the export may name (your own
-    architecture's package, e.g. ``("my_nets",)``; see imports.py for why it is asked)."""
-    allow(allow_imports)
-    return teacher_from_weights(pick_teacher(read_export(export_file), trial), Path(weights_file))
 
 
 def teacher_from_weights(chosen: ExportedTeacher, weights_file: Path) -> nn.Module:

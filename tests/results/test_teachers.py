@@ -76,9 +76,9 @@ def test_standardize_is_part_of_the_state_dict():
 def test_teacher_command_retrains_or_fetches_the_same_weights(cli, tiny_config_file, storage_url, tmp_path):
     import yaml
 
+    from sweetspot import load_teacher
     from sweetspot.core.metrics import accuracy
     from sweetspot.core.splits import load_splits
-    from sweetspot.results.teachers import load_teacher
 
     assert cli("run", tiny_config_file, "--storage", storage_url, "--trials", "3", "--no-progress")[0] == 0
     assert cli("export", "--storage", storage_url, "--out", tmp_path / "best.yaml")[0] == 0
